@@ -1,0 +1,71 @@
+/*
+ * cli.h - the `nib` command: shared context, the command table, output.
+ *
+ * Each subcommand lives in cli/cmd-*.c as
+ *     int cmd_NAME(struct cli_ctx *ctx, int argc, char **argv);
+ * argv[0] is the command's name ("derivation show"); options are parsed with
+ * getopt_long.  A command returns an exit code: EXIT_OK, EXIT_FAILURE_NIB
+ * (the operation failed), EXIT_USAGE (bad command line).  Only this
+ * directory prints; cli/output.c turns nib_error into text or JSON.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include <cjson/cJSON.h>
+
+#include "cleanup.h"
+#include "error.h"
+#include "settings.h"
+
+enum {
+	EXIT_OK = 0,
+	EXIT_FAILURE_NIB = 1,
+	EXIT_USAGE = 2,
+};
+
+enum cli_store_mode {
+	CLI_STORE_AUTO,
+	CLI_STORE_LOCAL,
+	CLI_STORE_DAEMON,
+};
+
+struct cli_ctx {
+	struct settings *settings;
+	bool json;     /* --json: machine-readable output on stdout */
+	int verbosity; /* 0 normal, >0 more (-v), <0 quieter (--quiet) */
+	enum cli_store_mode store_mode;
+	const char *argv0;
+};
+
+struct cli_command {
+	const char *name; /* "build", "derivation show", ... */
+	int (*fn)(struct cli_ctx *ctx, int argc, char **argv);
+	const char *args; /* synopsis of arguments, for help */
+	const char *summary;
+};
+
+/* Print the usage of one command (from the table) plus its option lines. */
+void cli_command_help(FILE *out, const char *name, const char *options_text);
+
+/* Report an error: "nib: error: <msg>" on stderr (or a JSON object with --json). */
+int cli_report_error(struct cli_ctx *ctx, const struct nib_error *e);
+/* Print "nib: <fmt>" plus a hint to use --help; returns EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Print a JSON value to stdout followed by a newline; frees nothing. */
+void cli_print_json(const cJSON *v);
+
+DEFINE_CLEANUP_FUNC(cJSON, cJSON_Delete)
+#define cleanup_json __attribute__((cleanup(cJSON_Deletep)))
+
+/*
+ * Standard help handling inside a command's getopt loop: every command
+ * accepts -h/--help.  CLI_COMMON_LONGOPTS goes into each option table.
+ */
+#define CLI_COMMON_LONGOPTS                    \
+	{                                      \
+		"help", no_argument, NULL, 'h' \
+	}
+
+int cmd_show_config(struct cli_ctx *ctx, int argc, char **argv);

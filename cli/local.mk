@@ -1,0 +1,7 @@
+bin_PROGRAMS += nib
+nib_CPPFLAGS = $(AM_CPPFLAGS) $(CJSON_CFLAGS)
+nib_LDADD = $(NIB_LIBS)
+nib_SOURCES = \
+	%reldir%/main.c %reldir%/cli.h \
+	%reldir%/output.c \
+	%reldir%/cmd-show-config.c

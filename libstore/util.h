@@ -1,0 +1,109 @@
+/*
+ * util.h - small helpers shared by every module.
+ *
+ * Allocation: the x* functions abort on out-of-memory (like git's xmalloc);
+ * nib does not try to recover from OOM in the middle of a store operation,
+ * and an abort leaves the store consistent because every store write is a
+ * transaction.  Everything else reports errors through struct nib_error.
+ */
+#pragma once
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define STREQ(a, b) (strcmp((a), (b)) == 0)
+#define STARTS_WITH(s, prefix) (strncmp((s), (prefix), strlen(prefix)) == 0)
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t nmemb, size_t size);
+void *xrealloc(void *p, size_t n);
+/* realloc for arrays: checks nmemb*size overflow. */
+void *xreallocarray(void *p, size_t nmemb, size_t size);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+void *xmemdup(const void *p, size_t n);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+
+/* Grow *arr (of elements of size `size`) so that it holds at least `need`. */
+#define ALLOC_GROW(arr, need, alloc)                                              \
+	do {                                                                      \
+		if ((size_t)(need) > (alloc)) {                                   \
+			size_t new_alloc_ = (alloc) ? (alloc)*2 : 8;              \
+			while (new_alloc_ < (size_t)(need))                       \
+				new_alloc_ *= 2;                                  \
+			(arr) = xreallocarray((arr), new_alloc_, sizeof(*(arr))); \
+			(alloc) = new_alloc_;                                     \
+		}                                                                 \
+	} while (0)
+
+/*
+ * Strict number parsing: the whole string must be a decimal number that fits.
+ * Return 0 and set *ret, or -EINVAL / -ERANGE and leave *ret alone.
+ */
+int parse_u64(const char *s, uint64_t *ret);
+int parse_i64(const char *s, int64_t *ret);
+
+/* NULL-terminated string vectors. */
+size_t strv_length(char *const *v);
+void strv_free(char **v);
+/* Append a copy of s; *v may be NULL. */
+void strv_push(char ***v, const char *s);
+char **strv_copy(char *const *v);
+bool strv_contains(char *const *v, const char *s);
+
+/* Read/write exactly n bytes, retrying on EINTR and short transfers. */
+int read_full(int fd, void *buf, size_t n, struct nib_error **err); /* 0, or -1 (EOF = error) */
+ssize_t read_upto(int fd, void *buf, size_t n);			    /* bytes read, -1 errno */
+int write_full(int fd, const void *buf, size_t n, struct nib_error **err);
+
+/* Read fd to EOF into a NUL-terminated buffer, refusing more than max bytes. */
+int read_fd_all(int fd, size_t max, char **ret_buf, size_t *ret_len, struct nib_error **err);
+
+/*
+ * Read a whole file (at dirfd/path, O_CLOEXEC|O_NOCTTY) into a NUL-terminated
+ * buffer, refusing files larger than max bytes.  dirfd may be AT_FDCWD.
+ */
+int read_file_at(int dirfd, const char *path, size_t max, char **ret_buf, size_t *ret_len,
+		 struct nib_error **err);
+
+/*
+ * Write data to dirfd/path atomically: temporary file in the same directory,
+ * optional fsync, rename.  mode is the final mode.
+ */
+int write_file_atomic_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode,
+			 bool do_fsync, struct nib_error **err);
+
+/* mkdir -p with the given mode for created components; existing dirs are fine. */
+int mkdir_p(const char *path, mode_t mode, struct nib_error **err);
+
+/*
+ * Remove a tree without following symlinks (openat/unlinkat walk).  Makes
+ * read-only directories writable as needed.  ENOENT on the top is success.
+ */
+int rm_rf_at(int dirfd, const char *path, struct nib_error **err);
+
+/* Join two path components with exactly one '/'. */
+char *path_join(const char *a, const char *b);
+
+/* Monotonic / realtime clocks in microseconds. */
+uint64_t now_monotonic_usec(void);
+uint64_t now_realtime_usec(void);
+
+/* Set or clear FD_CLOEXEC. */
+int fd_set_cloexec(int fd, bool on);
+
+/*
+ * Format a byte count for people: "1.5 MiB".  Returns a static-free,
+ * caller-owned string.
+ */
+char *format_bytes(uint64_t n);
+
+/* Parse "123", "4K", "2M", "1G", "1T" (powers of 1024) into bytes. */
+int parse_size(const char *s, uint64_t *ret);

@@ -1,0 +1,2 @@
+libstore_libstore_a_SOURCES += \
+	%reldir%/settings.c %reldir%/settings.h
