@@ -8,8 +8,8 @@ AM_TESTS_ENVIRONMENT = \
 	ASAN_OPTIONS="$${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}";
 
 if HAVE_CUNIT
-UNIT_CPPFLAGS = $(AM_CPPFLAGS) $(NIB_DEPCFLAGS) $(CUNIT_CFLAGS)
-UNIT_LDADD = $(NIB_LIBS) $(CUNIT_LIBS)
+UNITCPPFLAGS = $(AM_CPPFLAGS) $(NIB_DEPCFLAGS) $(CUNIT_CFLAGS)
+UNITLDADD = $(NIB_LIBS) $(CUNIT_LIBS)
 UNIT_COMMON = %reldir%/unit/cunit-run.c %reldir%/unit/cunit-run.h
 
 UNIT_TESTS = \
@@ -21,20 +21,42 @@ check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 
 %canon_reldir%_unit_test_error_SOURCES = %reldir%/unit/test-error.c $(UNIT_COMMON)
-%canon_reldir%_unit_test_error_CPPFLAGS = $(UNIT_CPPFLAGS)
-%canon_reldir%_unit_test_error_LDADD = $(UNIT_LDADD)
+%canon_reldir%_unit_test_error_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_error_LDADD = $(UNITLDADD)
 %canon_reldir%_unit_test_util_SOURCES = %reldir%/unit/test-util.c $(UNIT_COMMON)
-%canon_reldir%_unit_test_util_CPPFLAGS = $(UNIT_CPPFLAGS)
-%canon_reldir%_unit_test_util_LDADD = $(UNIT_LDADD)
+%canon_reldir%_unit_test_util_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_util_LDADD = $(UNITLDADD)
 %canon_reldir%_unit_test_hash_SOURCES = %reldir%/unit/test-hash.c $(UNIT_COMMON)
-%canon_reldir%_unit_test_hash_CPPFLAGS = $(UNIT_CPPFLAGS)
-%canon_reldir%_unit_test_hash_LDADD = $(UNIT_LDADD)
+%canon_reldir%_unit_test_hash_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_hash_LDADD = $(UNITLDADD)
 %canon_reldir%_unit_test_settings_SOURCES = %reldir%/unit/test-settings.c $(UNIT_COMMON)
-%canon_reldir%_unit_test_settings_CPPFLAGS = $(UNIT_CPPFLAGS)
-%canon_reldir%_unit_test_settings_LDADD = $(UNIT_LDADD)
+%canon_reldir%_unit_test_settings_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_settings_LDADD = $(UNITLDADD)
 endif
 
 INTEGRATION_TESTS = \
 	%reldir%/integration/t0001-cli.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) %reldir%/integration/lib.sh
+
+# Fuzz targets: tests/fuzz/fuzz-NAME.c defines LLVMFuzzerTestOneInput.  With
+# --enable-fuzzing they link libFuzzer; otherwise replay.c provides main() and
+# run-corpora.sh replays tests/fuzz/corpus/NAME/* during `make check`.
+# To add a target: append it to FUZZ_TARGETS and give it _SOURCES/_CPPFLAGS/_LDADD
+# like the others, and put seed inputs in tests/fuzz/corpus/NAME/.
+FUZZ_TARGETS =
+if ENABLE_FUZZING
+FUZZ_MAIN =
+FUZZLDFLAGS = -fsanitize=fuzzer
+else
+FUZZ_MAIN = %reldir%/fuzz/replay.c
+FUZZLDFLAGS =
+endif
+FUZZCPPFLAGS = $(AM_CPPFLAGS) $(NIB_DEPCFLAGS)
+FUZZLDADD = $(NIB_LIBS)
+
+include %reldir%/fuzz/local.mk
+
+check_PROGRAMS += $(FUZZ_TARGETS)
+TESTS += %reldir%/fuzz/run-corpora.sh
+EXTRA_DIST += %reldir%/fuzz/run-corpora.sh %reldir%/fuzz/corpus

@@ -1,0 +1,1 @@
+# One block per fuzz target (see tests/local.mk).
