@@ -1,6 +1,8 @@
 # Unit tests (CUnit, exit 0/1/77/99) and integration tests (TAP shell scripts).
 TEST_EXTENSIONS = .sh
 SH_LOG_DRIVER = env AM_TAP_AWK='$(AWK)' $(SHELL) $(top_srcdir)/build-aux/tap-driver.sh
+# Integration scripts fork and exec a lot: leak checking stays with the unit tests.
+SH_LOG_COMPILER = env ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 $(SHELL)
 AM_TESTS_ENVIRONMENT = \
 	export abs_top_builddir='$(abs_top_builddir)' abs_top_srcdir='$(abs_top_srcdir)' \
 	NIB='$(abs_top_builddir)/nib' NIB_DAEMON_BIN='$(abs_top_builddir)/nib-daemon' \
