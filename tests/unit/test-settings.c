@@ -281,6 +281,18 @@ static void test_nul_and_not_regular(void)
 	CU_ASSERT_EQUAL(settings_parse_file(s, tmp, ORIGIN_FILE, false, &e), -1);
 	CU_ASSERT_PTR_NOT_NULL(e ? strstr(e->msg, "is not a regular file") : NULL);
 	nib_error_clear(&e);
+	{
+		cleanup_free char *p = path_join(tmp, "nul.conf");
+		FILE *f = fopen(p, "we");
+		CU_ASSERT_PTR_NOT_NULL(f);
+		if (f != NULL) {
+			fwrite("cores = 1\0x\n", 1, 13, f);
+			fclose(f);
+		}
+		CU_ASSERT_EQUAL(settings_parse_file(s, p, ORIGIN_FILE, false, &e), -1);
+		CU_ASSERT_PTR_NOT_NULL(e ? strstr(e->msg, "nul.conf:1: NUL byte in line") : NULL);
+		nib_error_clear(&e);
+	}
 	CU_ASSERT_EQUAL(settings_parse_file(s, "/nonexistent/nib.conf", ORIGIN_FILE, false, &e),
 			-1);
 	CU_ASSERT_EQUAL(e ? e->sys_errno : 0, ENOENT);
