@@ -19,6 +19,17 @@
 #include "banned.h"
 
 static const struct cli_command commands[] = {
+	{ "add", cmd_add, "[--name NAME] [--add-root LINK] [--json] PATH...",
+	  "copy files or directories into the store and print their store paths" },
+	{ "path-info", cmd_path_info, "[--json] [-r] [--size] [--closure-size] PATH...",
+	  "show metadata of valid store paths" },
+	{ "gc", cmd_gc, "[--dry-run] [--max-freed SIZE] [--json]",
+	  "delete store paths that no garbage-collector root reaches" },
+	{ "store verify", cmd_store_verify, "[--check-contents] [--repair] [--json]",
+	  "check that registered paths exist, are intact and consistent" },
+	{ "store roots", cmd_store_roots, "[--json]", "list the garbage-collector roots" },
+	{ "store delete", cmd_store_delete, "[--json] PATH...",
+	  "delete dead store paths (and the dead paths that refer to them)" },
 	{ "show-config", cmd_show_config, "[--json] [NAME...]",
 	  "print every setting with its effective value and where it came from" },
 };

@@ -17,7 +17,9 @@ UNIT_TESTS = \
 	%reldir%/unit/test-util \
 	%reldir%/unit/test-hash \
 	%reldir%/unit/test-settings \
-	%reldir%/unit/test-db
+	%reldir%/unit/test-db \
+	%reldir%/unit/test-store \
+	%reldir%/unit/test-gc
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 
@@ -36,10 +38,23 @@ TESTS += $(UNIT_TESTS)
 %canon_reldir%_unit_test_db_SOURCES = %reldir%/unit/test-db.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_db_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_db_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_store_SOURCES = %reldir%/unit/test-store.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_store_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_store_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_gc_SOURCES = %reldir%/unit/test-gc.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_gc_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_gc_LDADD = $(UNITLDADD)
 endif
 
 INTEGRATION_TESTS = \
-	%reldir%/integration/t0001-cli.sh
+	%reldir%/integration/t0001-cli.sh \
+	%reldir%/integration/t0201-add.sh \
+	%reldir%/integration/t0202-path-info.sh \
+	%reldir%/integration/t0203-gc.sh \
+	%reldir%/integration/t0204-verify.sh \
+	%reldir%/integration/t0205-store-errors.sh \
+	%reldir%/integration/t0206-concurrent-writers.sh \
+	%reldir%/integration/t0207-crash-safety.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) %reldir%/integration/lib.sh
 
