@@ -8,4 +8,6 @@ noinst_LIBRARIES += %reldir%/libstore.a
 	%reldir%/log.c %reldir%/log.h \
 	%reldir%/util.c %reldir%/util.h \
 	%reldir%/strbuf.c %reldir%/strbuf.h \
-	%reldir%/hash.c %reldir%/hash.h
+	%reldir%/hash.c %reldir%/hash.h \
+	%reldir%/nar.c %reldir%/nar.h \
+	%reldir%/refscan.c %reldir%/refscan.h

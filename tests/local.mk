@@ -16,7 +16,9 @@ UNIT_TESTS = \
 	%reldir%/unit/test-error \
 	%reldir%/unit/test-util \
 	%reldir%/unit/test-hash \
-	%reldir%/unit/test-settings
+	%reldir%/unit/test-settings \
+	%reldir%/unit/test-nar \
+	%reldir%/unit/test-refscan
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 
@@ -32,12 +34,19 @@ TESTS += $(UNIT_TESTS)
 %canon_reldir%_unit_test_settings_SOURCES = %reldir%/unit/test-settings.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_settings_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_settings_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_nar_SOURCES = %reldir%/unit/test-nar.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_nar_CPPFLAGS = $(UNITCPPFLAGS) \
+	-DNIB_TEST_DATA_DIR='"$(abs_top_srcdir)/tests/data"'
+%canon_reldir%_unit_test_nar_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_refscan_SOURCES = %reldir%/unit/test-refscan.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_refscan_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_refscan_LDADD = $(UNITLDADD)
 endif
 
 INTEGRATION_TESTS = \
 	%reldir%/integration/t0001-cli.sh
 TESTS += $(INTEGRATION_TESTS)
-EXTRA_DIST += $(INTEGRATION_TESTS) %reldir%/integration/lib.sh
+EXTRA_DIST += $(INTEGRATION_TESTS) %reldir%/integration/lib.sh %reldir%/data/nar
 
 # Fuzz targets: tests/fuzz/fuzz-NAME.c defines LLVMFuzzerTestOneInput.  With
 # --enable-fuzzing they link libFuzzer; otherwise replay.c provides main() and
