@@ -69,3 +69,8 @@ DEFINE_CLEANUP_FUNC(cJSON, cJSON_Delete)
 	}
 
 int cmd_show_config(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_nar_dump(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_nar_restore(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_nar_hash(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_hash_file(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_hash_path(struct cli_ctx *ctx, int argc, char **argv);

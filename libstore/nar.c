@@ -823,6 +823,9 @@ static int run_restore(int dirfd, const char *name, bool dry, nar_source_fn src,
 		.tee = opts->tee,
 		.tee_data = opts->tee_data,
 	};
+	/* Messages name nodes as name/sub/path (or /sub/path when parsing only). */
+	if (!dry)
+		strbuf_addstr(&x.path, name);
 	x.max_entries = opts->limits.max_entries;
 	x.max_depth = opts->limits.max_depth ? opts->limits.max_depth : NAR_DEFAULT_MAX_DEPTH;
 
