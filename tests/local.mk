@@ -69,4 +69,4 @@ include %reldir%/fuzz/local.mk
 
 check_PROGRAMS += $(FUZZ_TARGETS)
 TESTS += %reldir%/fuzz/run-corpora.sh
-EXTRA_DIST += %reldir%/fuzz/run-corpora.sh %reldir%/fuzz/corpus
+EXTRA_DIST += %reldir%/fuzz/run-corpora.sh %reldir%/fuzz/corpus %reldir%/fuzz/nar.dict
