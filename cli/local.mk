@@ -9,4 +9,6 @@ nib_SOURCES = \
 	%reldir%/cmd-path-info.c \
 	%reldir%/cmd-gc.c \
 	%reldir%/cmd-store.c \
-	%reldir%/cmd-show-config.c
+	%reldir%/cmd-show-config.c \
+	%reldir%/cmd-nar.c \
+	%reldir%/cmd-hash.c

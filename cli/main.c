@@ -32,6 +32,18 @@ static const struct cli_command commands[] = {
 	  "delete dead store paths (and the dead paths that refer to them)" },
 	{ "show-config", cmd_show_config, "[--json] [NAME...]",
 	  "print every setting with its effective value and where it came from" },
+	{ "nar dump", cmd_nar_dump, "PATH",
+	  "write the NAR serialisation of PATH to standard output" },
+	{ "nar restore", cmd_nar_restore, "[--max-size SIZE] DIR",
+	  "unpack a NAR read from standard input into DIR, which must not exist" },
+	{ "nar hash", cmd_nar_hash, "[--json] PATH...",
+	  "print the SHA-256 of the NAR of each PATH as sha256:<base-32>" },
+	{ "hash file", cmd_hash_file,
+	  "[--type ALGO] [--sri|--base16|--base32|--base64] [--json] PATH...",
+	  "print the hash of the contents of each file (default: SHA-256, SRI)" },
+	{ "hash path", cmd_hash_path,
+	  "[--type ALGO] [--sri|--base16|--base32|--base64] [--json] PATH...",
+	  "print the hash of the NAR of each PATH (default: SHA-256, SRI)" },
 };
 
 static const struct cli_command *find_command(int argc, char **argv, int *ret_words)

@@ -15,4 +15,6 @@ noinst_LIBRARIES += %reldir%/libstore.a
 	%reldir%/hashset.c %reldir%/hashset.h \
 	%reldir%/store.c %reldir%/store.h %reldir%/store-internal.h \
 	%reldir%/local-store.c %reldir%/local-store.h %reldir%/local-store-internal.h \
-	%reldir%/gc.c %reldir%/verify.c
+	%reldir%/gc.c %reldir%/verify.c \
+	%reldir%/nar.c %reldir%/nar.h \
+	%reldir%/refscan.c %reldir%/refscan.h
