@@ -17,4 +17,5 @@ noinst_LIBRARIES += %reldir%/libstore.a
 	%reldir%/local-store.c %reldir%/local-store.h %reldir%/local-store-internal.h \
 	%reldir%/gc.c %reldir%/verify.c \
 	%reldir%/nar.c %reldir%/nar.h \
-	%reldir%/refscan.c %reldir%/refscan.h
+	%reldir%/refscan.c %reldir%/refscan.h \
+	%reldir%/path.c %reldir%/path.h

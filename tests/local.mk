@@ -21,7 +21,8 @@ UNIT_TESTS = \
 	%reldir%/unit/test-store \
 	%reldir%/unit/test-gc \
 	%reldir%/unit/test-nar \
-	%reldir%/unit/test-refscan
+	%reldir%/unit/test-refscan \
+	%reldir%/unit/test-path
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 
@@ -34,6 +35,9 @@ TESTS += $(UNIT_TESTS)
 %canon_reldir%_unit_test_hash_SOURCES = %reldir%/unit/test-hash.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_hash_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_hash_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_path_SOURCES = %reldir%/unit/test-path.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_path_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_path_LDADD = $(UNITLDADD)
 %canon_reldir%_unit_test_settings_SOURCES = %reldir%/unit/test-settings.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_settings_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_settings_LDADD = $(UNITLDADD)
@@ -66,7 +70,7 @@ INTEGRATION_TESTS = \
 	%reldir%/integration/t0207-crash-safety.sh \
 	%reldir%/integration/t0100-nar.sh
 TESTS += $(INTEGRATION_TESTS)
-EXTRA_DIST += $(INTEGRATION_TESTS) %reldir%/integration/lib.sh %reldir%/data/nar
+EXTRA_DIST += $(INTEGRATION_TESTS) %reldir%/integration/lib.sh %reldir%/data/nar %reldir%/data/derivations
 
 # Fuzz targets: tests/fuzz/fuzz-NAME.c defines LLVMFuzzerTestOneInput.  With
 # --enable-fuzzing they link libFuzzer; otherwise replay.c provides main() and
