@@ -9,7 +9,7 @@ REAL="$TEST_ROOT/root/nix/store"
 PATH_F=/nix/store/ab3li50xq0nl4q5lxdyinb8w8y13my9s-f
 PATH_D=/nix/store/wlhx3dm3l5sjwznb9g04a1i2a747b0fm-d
 
-plan 27
+plan 26
 
 mkdir -p "$TEST_ROOT/src/d"
 printf 'hi\n' >"$TEST_ROOT/src/f"

@@ -4,7 +4,7 @@
 
 REAL="$NIB_STORE_DIR"
 
-plan 27
+plan 26
 
 mkdir -p "$TEST_ROOT/src"
 for i in 1 2 3 4; do head -c $((i * 1000)) /dev/zero | tr '\0' "$i" >"$TEST_ROOT/src/f$i"; done
