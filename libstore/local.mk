@@ -8,4 +8,7 @@ noinst_LIBRARIES += %reldir%/libstore.a
 	%reldir%/log.c %reldir%/log.h \
 	%reldir%/util.c %reldir%/util.h \
 	%reldir%/strbuf.c %reldir%/strbuf.h \
-	%reldir%/hash.c %reldir%/hash.h
+	%reldir%/hash.c %reldir%/hash.h \
+	%reldir%/seccomp.c %reldir%/seccomp.h \
+	%reldir%/cgroup.c %reldir%/cgroup.h \
+	%reldir%/sandbox.c %reldir%/sandbox.h

@@ -34,6 +34,12 @@ TESTS += $(UNIT_TESTS)
 %canon_reldir%_unit_test_settings_LDADD = $(UNITLDADD)
 endif
 
+# Test helpers the integration tests run.
+check_PROGRAMS += %reldir%/helpers/sandbox-run
+%canon_reldir%_helpers_sandbox_run_SOURCES = %reldir%/helpers/sandbox-run.c
+%canon_reldir%_helpers_sandbox_run_CPPFLAGS = $(AM_CPPFLAGS) $(NIB_DEPCFLAGS)
+%canon_reldir%_helpers_sandbox_run_LDADD = $(NIB_LIBS)
+
 INTEGRATION_TESTS = \
 	%reldir%/integration/t0001-cli.sh
 TESTS += $(INTEGRATION_TESTS)
