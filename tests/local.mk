@@ -61,6 +61,12 @@ TESTS += $(UNIT_TESTS)
 %canon_reldir%_unit_test_refscan_LDADD = $(UNITLDADD)
 endif
 
+# Test helpers the integration tests run.
+check_PROGRAMS += %reldir%/helpers/sandbox-run
+%canon_reldir%_helpers_sandbox_run_SOURCES = %reldir%/helpers/sandbox-run.c
+%canon_reldir%_helpers_sandbox_run_CPPFLAGS = $(AM_CPPFLAGS) $(NIB_DEPCFLAGS)
+%canon_reldir%_helpers_sandbox_run_LDADD = $(NIB_LIBS)
+
 INTEGRATION_TESTS = \
 	%reldir%/integration/t0001-cli.sh \
 	%reldir%/integration/t0201-add.sh \
