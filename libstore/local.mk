@@ -21,4 +21,5 @@ noinst_LIBRARIES += %reldir%/libstore.a
 	%reldir%/path.c %reldir%/path.h \
 	%reldir%/seccomp.c %reldir%/seccomp.h \
 	%reldir%/cgroup.c %reldir%/cgroup.h \
-	%reldir%/sandbox.c %reldir%/sandbox.h
+	%reldir%/sandbox.c %reldir%/sandbox.h \
+	%reldir%/archive.c %reldir%/archive.h

@@ -59,6 +59,13 @@ TESTS += $(UNIT_TESTS)
 %canon_reldir%_unit_test_refscan_SOURCES = %reldir%/unit/test-refscan.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_refscan_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_refscan_LDADD = $(UNITLDADD)
+
+# Builds: compressed logs, the scheduler's pure parts.
+check_PROGRAMS += %reldir%/unit/test-archive
+TESTS += %reldir%/unit/test-archive
+%canon_reldir%_unit_test_archive_SOURCES = %reldir%/unit/test-archive.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_archive_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_archive_LDADD = $(UNITLDADD)
 endif
 
 # Test helpers the integration tests run.
