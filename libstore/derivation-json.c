@@ -806,6 +806,22 @@ static int parse_drv_object(struct jctx *c, const cJSON *v, struct derivation *d
 	return 0;
 }
 
+/* One member, an object, whose key is not a member of a derivation. */
+static bool is_show_form(const cJSON *root)
+{
+	static const char *const fields[] = { "outputs", "inputSrcs", "inputDrvs",	"inputs",
+					      "system",	 "builder",   "args",		"env",
+					      "name",	 "version",   "structuredAttrs" };
+	const cJSON *k = root->child;
+
+	if (k == NULL || k->next != NULL || !cJSON_IsObject(k))
+		return false;
+	for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
+		if (STREQ(k->string, fields[i]))
+			return false;
+	return true;
+}
+
 int derivation_parse_json(const char *text, size_t len, const char *store_dir, char **ret_drv_path,
 			  struct derivation **ret, struct nib_error **err)
 {
@@ -832,13 +848,8 @@ int derivation_parse_json(const char *text, size_t len, const char *store_dir, c
 	if (!cJSON_IsObject(root))
 		return jerr(&c, "", "expected an object");
 	obj = root;
-	if (cJSON_GetObjectItemCaseSensitive(root, "outputs") == NULL) {
+	if (is_show_form(root)) {
 		/* `nix show-derivation`: { "<drv path>": { ... } } */
-		if (root->child == NULL || root->child->next != NULL ||
-		    !cJSON_IsObject(root->child))
-			return jerr(&c, "",
-				    "expected a derivation, or an object with one member keyed by "
-				    "its .drv path");
 		obj = root->child;
 		if (json_path(&c, obj->string, obj->string, true, &drv_path) < 0)
 			return -1;
