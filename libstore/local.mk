@@ -22,4 +22,6 @@ noinst_LIBRARIES += %reldir%/libstore.a
 	%reldir%/seccomp.c %reldir%/seccomp.h \
 	%reldir%/cgroup.c %reldir%/cgroup.h \
 	%reldir%/sandbox.c %reldir%/sandbox.h \
-	%reldir%/archive.c %reldir%/archive.h
+	%reldir%/archive.c %reldir%/archive.h \
+	%reldir%/derivation.c %reldir%/derivation.h %reldir%/derivation-internal.h \
+	%reldir%/derivation-json.c %reldir%/derivation-hash.c

@@ -24,7 +24,8 @@ UNIT_TESTS = \
 	%reldir%/unit/test-gc \
 	%reldir%/unit/test-nar \
 	%reldir%/unit/test-refscan \
-	%reldir%/unit/test-path
+	%reldir%/unit/test-path \
+	%reldir%/unit/test-derivation
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 
@@ -40,6 +41,9 @@ TESTS += $(UNIT_TESTS)
 %canon_reldir%_unit_test_path_SOURCES = %reldir%/unit/test-path.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_path_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_path_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_derivation_SOURCES = %reldir%/unit/test-derivation.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_derivation_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_derivation_LDADD = $(UNITLDADD)
 %canon_reldir%_unit_test_settings_SOURCES = %reldir%/unit/test-settings.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_settings_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_settings_LDADD = $(UNITLDADD)
