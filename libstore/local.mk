@@ -24,4 +24,5 @@ noinst_LIBRARIES += %reldir%/libstore.a
 	%reldir%/sandbox.c %reldir%/sandbox.h \
 	%reldir%/archive.c %reldir%/archive.h \
 	%reldir%/derivation.c %reldir%/derivation.h %reldir%/derivation-internal.h \
-	%reldir%/derivation-json.c %reldir%/derivation-hash.c
+	%reldir%/derivation-json.c %reldir%/derivation-hash.c \
+	%reldir%/derivation-store.c %reldir%/derivation-store.h
