@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +52,8 @@ static const char usage[] =
 	"  --env NAME=VALUE         add to the builder environment (Nix's defaults are set)\n"
 	"  --stats                  print CPU time and peak memory to stderr\n"
 	"  --check-leftovers        fail if a process of the ID range survives the build\n"
-	"  --repeat N               run the builder N times (benchmarks), print the median\n";
+	"  --repeat N               run the builder N times (benchmarks), print the median\n"
+	"  --timeout SEC            kill the build after SEC seconds (exit 128+9)\n";
 
 /* Processes whose real UID lies in [first, first+count). */
 static size_t count_range_processes(uid_t first, uint32_t count)
@@ -123,6 +126,7 @@ int main(int argc, char **argv)
 		OPT_STATS,
 		OPT_LEFTOVERS,
 		OPT_REPEAT,
+		OPT_TIMEOUT,
 	};
 	static const struct option longopts[] = {
 		{ "bind", required_argument, NULL, OPT_BIND },
@@ -144,6 +148,7 @@ int main(int argc, char **argv)
 		{ "stats", no_argument, NULL, OPT_STATS },
 		{ "check-leftovers", no_argument, NULL, OPT_LEFTOVERS },
 		{ "repeat", required_argument, NULL, OPT_REPEAT },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -157,7 +162,7 @@ int main(int argc, char **argv)
 	const char *root_dir = NULL, *build_dir = NULL, *output_dir = NULL;
 	const char *store_dir = "/nib/store", *cgroup_name = NULL;
 	uint64_t uid = 872415232ULL + 120ULL * 262144ULL, gid = 0, count = 262144;
-	uint64_t memory_max = 0, pids_max = 0, repeat = 1;
+	uint64_t memory_max = 0, pids_max = 0, repeat = 1, timeout = 0;
 	bool uid_range = false, network = false, seccomp = true, stats = false, leftovers = false;
 	size_t n_binds = 0, alloc_binds = 0;
 	struct sandbox_spec spec;
@@ -240,6 +245,10 @@ int main(int argc, char **argv)
 			break;
 		case OPT_REPEAT:
 			if (parse_uint("--repeat", optarg, 100000, &repeat) < 0 || repeat == 0)
+				return 2;
+			break;
+		case OPT_TIMEOUT:
+			if (parse_uint("--timeout", optarg, 86400, &timeout) < 0)
 				return 2;
 			break;
 		case 'h':
@@ -344,6 +353,22 @@ int main(int argc, char **argv)
 			}
 			rc = EXIT_SETUP;
 			goto out;
+		}
+		if (timeout > 0) {
+			/* The pidfd turns readable when the builder exits. */
+			struct pollfd pfd = { .fd = sandbox_pidfd(sb), .events = POLLIN };
+			int r;
+			do
+				r = poll(&pfd, 1, (int)timeout * 1000);
+			while (r < 0 && errno == EINTR);
+			if (r == 0) {
+				fprintf(stderr, "sandbox-run: timed out after %llu s\n",
+					(unsigned long long)timeout);
+				if (sandbox_kill(sb, SIGKILL, &err) < 0) {
+					fprintf(stderr, "sandbox-run: %s\n", err->msg);
+					nib_error_clear(&err);
+				}
+			}
 		}
 		if (sandbox_wait(sb, true, &status, &ru, &err) < 0) {
 			fprintf(stderr, "sandbox-run: %s\n", err->msg);
