@@ -16,7 +16,8 @@ UNIT_TESTS = \
 	%reldir%/unit/test-error \
 	%reldir%/unit/test-util \
 	%reldir%/unit/test-hash \
-	%reldir%/unit/test-settings
+	%reldir%/unit/test-settings \
+	%reldir%/unit/test-uid-pool
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 
@@ -32,6 +33,9 @@ TESTS += $(UNIT_TESTS)
 %canon_reldir%_unit_test_settings_SOURCES = %reldir%/unit/test-settings.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_settings_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_settings_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_uid_pool_SOURCES = %reldir%/unit/test-uid-pool.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_uid_pool_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_uid_pool_LDADD = $(UNITLDADD)
 endif
 
 INTEGRATION_TESTS = \
