@@ -69,3 +69,6 @@ DEFINE_CLEANUP_FUNC(cJSON, cJSON_Delete)
 	}
 
 int cmd_show_config(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_slots(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_slots_release(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_slots_reclaim(struct cli_ctx *ctx, int argc, char **argv);

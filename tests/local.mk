@@ -5,6 +5,7 @@ AM_TESTS_ENVIRONMENT = \
 	export abs_top_builddir='$(abs_top_builddir)' abs_top_srcdir='$(abs_top_srcdir)' \
 	NIB='$(abs_top_builddir)/nib' NIB_DAEMON_BIN='$(abs_top_builddir)/nib-daemon' \
 	NIB_TEST_DATA='$(abs_top_srcdir)/tests/data' \
+	NIB_TEST_HELPERS='$(abs_top_builddir)/tests/helpers' \
 	ASAN_OPTIONS="$${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}";
 
 if HAVE_CUNIT
@@ -39,9 +40,17 @@ TESTS += $(UNIT_TESTS)
 endif
 
 INTEGRATION_TESTS = \
-	%reldir%/integration/t0001-cli.sh
+	%reldir%/integration/t0001-cli.sh \
+	%reldir%/integration/t0050-slots.sh \
+	%reldir%/integration/t0051-slots-crash.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) %reldir%/integration/lib.sh
+
+# Helper programs the integration tests drive.
+check_PROGRAMS += %reldir%/helpers/uidpool-holder
+%canon_reldir%_helpers_uidpool_holder_SOURCES = %reldir%/helpers/uidpool-holder.c
+%canon_reldir%_helpers_uidpool_holder_CPPFLAGS = $(AM_CPPFLAGS) $(NIB_DEPCFLAGS)
+%canon_reldir%_helpers_uidpool_holder_LDADD = $(NIB_LIBS)
 
 # Fuzz targets: tests/fuzz/fuzz-NAME.c defines LLVMFuzzerTestOneInput.  With
 # --enable-fuzzing they link libFuzzer; otherwise replay.c provides main() and
