@@ -1179,8 +1179,9 @@ static int kill_slot_procs(struct uid_pool *p, unsigned i, unsigned *ret_killed,
 			   struct nib_error **err)
 {
 	struct id_range range = slot_range(p, i);
+	cleanup_free pid_t *hit = NULL; /* distinct pids signalled, for the count */
+	size_t n_hit = 0, alloc_hit = 0;
 	uint64_t pause = 1000;
-	unsigned killed = 0;
 	pid_t self = getpid();
 
 	for (unsigned round = 0;; round++) {
@@ -1193,7 +1194,7 @@ static int kill_slot_procs(struct uid_pool *p, unsigned i, unsigned *ret_killed,
 		if (scan_procs(p->procfd, match_range, &range, &v, &n, err) < 0)
 			return -1;
 		if (n == 0) {
-			*ret_killed = killed;
+			*ret_killed = (unsigned)n_hit;
 			return 0;
 		}
 		for (size_t k = 0; k < n; k++) {
@@ -1205,10 +1206,18 @@ static int kill_slot_procs(struct uid_pool *p, unsigned i, unsigned *ret_killed,
 					(long)self, (unsigned long long)range.lo,
 					(unsigned long long)(range.lo + range.count - 1));
 			r = kill_checked(p->procfd, &v[k], &range);
-			if (r < 0)
+			if (r < 0) {
 				last_errno = -r;
-			else
-				killed++;
+			} else {
+				/* A killed process may still show in the next scan: count it once. */
+				size_t h = 0;
+				while (h < n_hit && hit[h] != v[k].pid)
+					h++;
+				if (h == n_hit) {
+					ALLOC_GROW(hit, n_hit + 1, alloc_hit);
+					hit[n_hit++] = v[k].pid;
+				}
+			}
 			last_pid = v[k].pid;
 			last_state = v[k].state;
 		}
