@@ -11,4 +11,6 @@ nib_SOURCES = \
 	%reldir%/cmd-store.c \
 	%reldir%/cmd-show-config.c \
 	%reldir%/cmd-nar.c \
-	%reldir%/cmd-hash.c
+	%reldir%/cmd-hash.c \
+	%reldir%/cmd-show-config.c \
+	%reldir%/cmd-slots.c
