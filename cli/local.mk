@@ -12,5 +12,4 @@ nib_SOURCES = \
 	%reldir%/cmd-show-config.c \
 	%reldir%/cmd-nar.c \
 	%reldir%/cmd-hash.c \
-	%reldir%/cmd-show-config.c \
 	%reldir%/cmd-slots.c
