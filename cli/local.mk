@@ -12,4 +12,6 @@ nib_SOURCES = \
 	%reldir%/cmd-show-config.c \
 	%reldir%/cmd-nar.c \
 	%reldir%/cmd-hash.c \
-	%reldir%/cmd-slots.c
+	%reldir%/cmd-slots.c \
+	%reldir%/cmd-build.c \
+	%reldir%/cmd-log.c

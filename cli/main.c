@@ -19,6 +19,9 @@
 #include "banned.h"
 
 static const struct cli_command commands[] = {
+	{ "build", cmd_build, "[-j N] [--keep-going] [--keep-failed] [--json] ARG...",
+	  "build derivations in sandboxes and print their output paths" },
+	{ "log", cmd_log, "PATH", "print the stored build log of a derivation or an output" },
 	{ "add", cmd_add, "[--name NAME] [--add-root LINK] [--json] PATH...",
 	  "copy files or directories into the store and print their store paths" },
 	{ "path-info", cmd_path_info, "[--json] [-r] [--size] [--closure-size] PATH...",

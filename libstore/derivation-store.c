@@ -29,7 +29,8 @@ int store_read_derivation(struct store *store, const char *drv_path, struct deri
 
 	if (!store_is_local(store))
 		return nib_error_set(err, NIB_E_UNSUPPORTED, 0,
-				     "cannot read '%s': only the local store can be read", drv_path);
+				     "cannot read '%s': only the local store can be read",
+				     drv_path);
 	if (store_path_parse(store_dir(store), drv_path, false, &sp, err) < 0)
 		return -1;
 	if (!store_path_is_drv(&sp))
@@ -85,9 +86,9 @@ int store_add_derivation(struct store *store, struct derivation *d, char **ret_d
 /* ---- derivation files with relative references ---- */
 
 struct file_entry {
-	char *real;	     /* canonical file name */
-	char *drv_path;	     /* NULL while the file is being added */
-	char **out_names;    /* its outputs, parallel to out_paths */
+	char *real;	  /* canonical file name */
+	char *drv_path;	  /* NULL while the file is being added */
+	char **out_names; /* its outputs, parallel to out_paths */
 	char **out_paths;
 };
 
@@ -164,9 +165,7 @@ static char **listed_outputs(const cJSON *v)
 
 	if (!cJSON_IsArray(list))
 		return names;
-	cJSON_ArrayForEach(e, list)
-		if (cJSON_IsString(e))
-			strv_push(&names, e->valuestring);
+	cJSON_ArrayForEach(e, list) if (cJSON_IsString(e)) strv_push(&names, e->valuestring);
 	return names;
 }
 
@@ -180,13 +179,11 @@ static int rewrite_input_drvs(struct add_ctx *c, cJSON *drvs, const char *dir, b
 
 	if (!cJSON_IsObject(drvs))
 		return 0; /* the parser reports it */
-	cJSON_ArrayForEach(item, drvs)
-		n++;
+	cJSON_ArrayForEach(item, drvs) n++;
 	rel = xcalloc(n + 1, sizeof(cJSON *));
 	n = 0;
-	cJSON_ArrayForEach(item, drvs)
-		if (item->string != NULL && is_relative_ref(item->string))
-			rel[n++] = item;
+	cJSON_ArrayForEach(item, drvs) if (item->string != NULL && is_relative_ref(item->string))
+		rel[n++] = item;
 	for (size_t i = 0; i < n; i++) {
 		cleanup_free char *file = resolve_rel(dir, rel[i]->string);
 		const struct file_entry *fe;
@@ -243,8 +240,8 @@ static int rewrite_input_srcs(struct add_ctx *c, cJSON *srcs, const char *dir, b
 }
 
 /* The store path a string that is exactly a relative reference stands for. */
-static int resolve_value(const struct refs *refs, const char *value, const char *where,
-			 char **ret, struct nib_error **err)
+static int resolve_value(const struct refs *refs, const char *value, const char *where, char **ret,
+			 struct nib_error **err)
 {
 	const char *bang = strrchr(value, '!');
 	size_t nlen = bang != NULL ? (size_t)(bang - value) : strlen(value);

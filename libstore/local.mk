@@ -26,4 +26,5 @@ noinst_LIBRARIES += %reldir%/libstore.a
 	%reldir%/derivation.c %reldir%/derivation.h %reldir%/derivation-internal.h \
 	%reldir%/derivation-json.c %reldir%/derivation-hash.c \
 	%reldir%/derivation-store.c %reldir%/derivation-store.h \
+	%reldir%/build.c %reldir%/build.h \
 	%reldir%/uid-pool.c %reldir%/uid-pool.h %reldir%/uid-pool-internal.h
