@@ -120,13 +120,14 @@ static bool is_failure(enum build_status s)
 static cJSON *result_json(const struct build_result *r)
 {
 	cJSON *o = cJSON_CreateObject();
-	cJSON *outs = cJSON_AddObjectToObject(o, "outputs");
+	cJSON *outs;
 
 	cJSON_AddStringToObject(o, "drvPath", r->drv_path);
 	cJSON_AddStringToObject(o, "name", r->name);
 	cJSON_AddStringToObject(o, "status", build_status_name(r->status));
 	if (r->error != NULL)
 		cJSON_AddStringToObject(o, "error", r->error);
+	outs = cJSON_AddObjectToObject(o, "outputs");
 	for (size_t i = 0; i < r->n_outputs; i++)
 		cJSON_AddStringToObject(outs, r->output_names[i], r->output_paths[i]);
 	if (r->start_usec > 0) {
@@ -171,7 +172,8 @@ static void ui_result(void *userdata, const struct build_result *r)
 	if (!is_failure(r->status) || r->status == BUILD_CANCELLED)
 		return;
 	clear_line(ui);
-	ui->n_errors++;
+	if (r->status != BUILD_DEP_FAILED)
+		ui->n_errors++;
 	fprintf(stderr, "nib: error: %s", r->error ? r->error : "build failed");
 	if (r->n_log_tail > 0) {
 		fprintf(stderr, ";\n       last %zu log lines:\n", r->n_log_tail);

@@ -1031,7 +1031,8 @@ static int job_start(struct build_ctx *c, size_t idx, struct job **ret_job, stru
 	if (s->use_cgroups) {
 		struct cgroup_limits lim = { .memory_max = s->build_memory_max,
 					     .pids_max = (uint64_t)s->build_pids_max };
-		cg_name = xasprintf("nib-build-%s", j->slot->name);
+		/* Named by the UID range: unique on the host even across state directories. */
+		cg_name = xasprintf("nib-build-%u", (unsigned)j->slot->first_uid);
 		if (uid_pool_slot_set_info(j->slot, UID_POOL_KEY_CGROUP, cg_name, err) < 0)
 			goto fail;
 		if (cgroup_build_create(process_cgroot, cg_name, &lim, &j->cg, err) < 0) {

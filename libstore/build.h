@@ -24,7 +24,7 @@
  *                                           directory the builder's: /build)
  *     <real store>/.nib-builds/<slot>      (the store directory the builder
  *                                           sees, on the store's filesystem)
- * and a cgroup "nib-build-<slot>" (use-cgroups; build-memory-max and
+ * and a cgroup "nib-build-<first UID>" (use-cgroups; build-memory-max and
  * build-pids-max as limits, which must be enforceable), bind the input
  * closure and sandbox-paths read-only, and start the builder with Nix's
  * environment.  Its stdout and stderr go through one pipe: streamed to

@@ -291,7 +291,11 @@ static int rewrite_string(cJSON *parent, cJSON *item, const struct refs *refs, c
 	repl = cJSON_CreateString(path);
 	if (repl == NULL)
 		abort();
-	cJSON_ReplaceItemViaPointer(parent, item, repl);
+	/* In an object the replacement must carry the member's name. */
+	if (cJSON_IsObject(parent))
+		cJSON_ReplaceItemInObjectCaseSensitive(parent, item->string, repl);
+	else
+		cJSON_ReplaceItemViaPointer(parent, item, repl);
 	return 0;
 }
 
