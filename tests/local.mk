@@ -116,7 +116,8 @@ INTEGRATION_TESTS = \
 	%reldir%/integration/t0050-slots.sh \
 	%reldir%/integration/t0051-slots-crash.sh \
 	%reldir%/integration/t0400-build-basic.sh \
-	%reldir%/integration/t0401-build-isolation.sh
+	%reldir%/integration/t0401-build-isolation.sh \
+	%reldir%/integration/t0402-build-failures.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) %reldir%/integration/lib.sh %reldir%/data/nar %reldir%/data/derivations \
 	%reldir%/integration/sandbox-lib.sh %reldir%/integration/build-lib.sh
