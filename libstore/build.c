@@ -2062,15 +2062,25 @@ int build_derivations(struct store *store, const struct settings *settings, char
 			goto out;
 	}
 
-	if (c.n_to_build > 0) {
-		if (geteuid() != 0) {
-			nib_error_set(err, NIB_E_DENIED, 0,
-				      "building needs root privileges (run as root, or through "
-				      "the daemon)");
-			goto out;
+	/* Nothing is prepared when nothing will run: all valid, or refused before anything runs. */
+	{
+		size_t runnable = 0, refused = 0;
+		for (size_t i = 0; i < c.n_goals; i++) {
+			if (c.goals[i].build && c.goals[i].status == BUILD_UNSUPPORTED)
+				refused++;
+			else if (c.goals[i].build)
+				runnable++;
 		}
-		if (setup(&c, err) < 0)
-			goto out;
+		if (runnable > 0 && (refused == 0 || opts->keep_going)) {
+			if (geteuid() != 0) {
+				nib_error_set(err, NIB_E_DENIED, 0,
+					      "building needs root privileges (run as root, or "
+					      "through the daemon)");
+				goto out;
+			}
+			if (setup(&c, err) < 0)
+				goto out;
+		}
 	}
 
 	/* Counts, readiness, and what cannot be built at all. */

@@ -118,7 +118,8 @@ INTEGRATION_TESTS = \
 	%reldir%/integration/t0400-build-basic.sh \
 	%reldir%/integration/t0401-build-isolation.sh \
 	%reldir%/integration/t0402-build-failures.sh \
-	%reldir%/integration/t0403-build-graph.sh
+	%reldir%/integration/t0403-build-graph.sh \
+	%reldir%/integration/t0404-build-uid-range.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) %reldir%/integration/lib.sh %reldir%/data/nar %reldir%/data/derivations \
 	%reldir%/integration/sandbox-lib.sh %reldir%/integration/build-lib.sh
