@@ -5,7 +5,7 @@
 . "$(dirname "$0")/build-lib.sh"
 
 build_setup 0
-plan 67
+plan 64
 
 # --- the examples a new user builds first
 run_ok "build examples/hello.json" "$NIB" build "$EXAMPLES/hello.json"

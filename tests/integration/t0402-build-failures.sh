@@ -6,7 +6,7 @@
 . "$(dirname "$0")/build-lib.sh"
 
 build_setup 2
-plan 67
+plan 79
 
 elapsed() { echo $(($(date +%s) - $1)); }
 
