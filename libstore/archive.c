@@ -41,11 +41,13 @@ void archive_log_free(struct archive_log *w)
 {
 	if (w == NULL)
 		return;
-	if (w->a != NULL) {
-		/* archive_write_free would flush: abandon the stream quietly instead. */
-		archive_write_fail(w->a);
+	/*
+	 * Freeing closes the stream (a flush into the temporary file, which is
+	 * removed below); archive_write_fail first would skip the filters'
+	 * close and leak the compressor.
+	 */
+	if (w->a != NULL)
 		archive_write_free(w->a);
-	}
 	if (w->fd >= 0)
 		close(w->fd);
 	if (w->tmp_path != NULL)
