@@ -550,7 +550,6 @@ struct job {
 	char **tail; /* ring of the last log-lines lines */
 	size_t tail_len, tail_pos;
 	struct build_record rec;
-	bool record_added;
 	enum build_status kill_status; /* set when we killed it */
 	char *kill_reason;
 	bool exited;
@@ -1100,15 +1099,11 @@ static int job_start(struct build_ctx *c, size_t idx, struct job **ret_job, stru
 	j->rec.uid_start = j->slot->first_uid;
 	j->rec.uid_count = j->slot->nr_ids;
 	j->rec.start_usec = j->start_real;
-	j->rec.status = xstrdup("running");
-	j->rec.log_path = j->log_path ? xstrdup(j->log_path) : NULL;
-	{
-		cleanup_error struct nib_error *e = NULL;
-		if (store_build_record_add(c->store, &j->rec, &e) < 0)
-			log_debug("cannot record the build of '%s': %s", g->drv_path, e->msg);
-		else
-			j->record_added = true;
-	}
+	/*
+	 * The record is written once, when the build ends (one database
+	 * transaction less per build); while it runs, the slot's record says
+	 * who holds it.
+	 */
 	*ret_job = j;
 	return 1;
 
@@ -1598,8 +1593,7 @@ static void job_finish(struct build_ctx *c, struct job *j)
 		j->log_path = NULL;
 	}
 
-	if (j->record_added) {
-		free(j->rec.status);
+	{
 		j->rec.status = xstrdup(build_status_name(j->status));
 		j->rec.end_usec = j->stop_real;
 		j->rec.exit_status = j->exited ? j->wait_status : -1;
@@ -1611,11 +1605,9 @@ static void job_finish(struct build_ctx *c, struct job *j)
 			strv_push(&j->rec.output_names, g->drv->outputs[i].name);
 			strv_push(&j->rec.output_paths, g->drv->outputs[i].path);
 		}
-		free(j->rec.log_path);
 		j->rec.log_path = j->log_path ? xstrdup(j->log_path) : NULL;
-		if (store_build_record_update(c->store, &j->rec, &e) < 0)
-			log_debug("cannot update the build record of '%s': %s", g->drv_path,
-				  e->msg);
+		if (store_build_record_add(c->store, &j->rec, &e) < 0)
+			log_debug("cannot record the build of '%s': %s", g->drv_path, e->msg);
 		nib_error_clear(&e);
 	}
 

@@ -40,8 +40,7 @@
  * the derivation's own outputs) in one pass per output, fixed-output hashes
  * checked, moved into the store and registered in one transaction with
  * their deriver.  A build record (slot, UID range, times, status, CPU,
- * peak memory, log path) is written when the build starts and completed
- * when it ends.  Finally the cgroup, the build directory (unless keep-failed
+ * peak memory, log path) is written when the build ends.  Finally the cgroup, the build directory (unless keep-failed
  * keeps a failed one) and the output directory are removed and the slot is
  * released; if any of that fails the slot is held with the reason.
  *
