@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1582,7 +1583,8 @@ static void job_finish(struct build_ctx *c, struct job *j)
 	if (j->log != NULL) {
 		struct archive_log *log = j->log;
 		j->log = NULL;
-		if (archive_log_commit(log, c->s->fsync_metadata, &e) < 0) {
+		/* Logs are not synced (nor are Nix's): losing one to a crash is harmless. */
+		if (archive_log_commit(log, false, &e) < 0) {
 			log_debug("cannot store the log of '%s': %s", g->drv_path, e->msg);
 			nib_error_clear(&e);
 			free(j->log_path);
@@ -1911,6 +1913,41 @@ static int ensure_dir(const char *path, mode_t mode, bool exact, struct nib_erro
 	return 0;
 }
 
+/*
+ * sandbox_check_available() clones a probe into new namespaces (about a
+ * millisecond, most of it the network namespace), which every `nib build`
+ * process would pay.  Its verdict holds until the kernel's configuration
+ * changes, so a success is remembered for the running boot in
+ * <build-dir>/.sandbox-checked (the boot id); the cheap sysctl is read again
+ * every time.  A sandbox that stops working later still fails in
+ * sandbox_spawn with its own error: the remembered verdict never lets a
+ * build run unsandboxed.
+ */
+static int check_sandbox(struct build_ctx *c, struct nib_error **err)
+{
+	cleanup_free char *marker = xasprintf("%s/.sandbox-checked", c->build_dir);
+	cleanup_free char *boot = NULL, *seen = NULL, *max = NULL;
+	cleanup_error struct nib_error *e = NULL;
+
+	if (sandbox_checked)
+		return 0;
+	if (read_file_at(AT_FDCWD, "/proc/sys/kernel/random/boot_id", 64, &boot, NULL, &e) == 0 &&
+	    read_file_at(AT_FDCWD, marker, 64, &seen, NULL, &e) == 0 && STREQ(boot, seen) &&
+	    read_file_at(AT_FDCWD, "/proc/sys/user/max_user_namespaces", 64, &max, NULL, &e) == 0 &&
+	    !STARTS_WITH(max, "0\n") && (geteuid() != 0 || setgroups(0, NULL) == 0)) {
+		sandbox_checked = 1;
+		return 0;
+	}
+	if (sandbox_check_available(err) < 0)
+		return -1;
+	sandbox_checked = 1;
+	nib_error_clear(&e);
+	if (boot != NULL &&
+	    write_file_atomic_at(AT_FDCWD, marker, boot, strlen(boot), 0644, false, &e) < 0)
+		log_debug("cannot remember the sandbox check: %s", e->msg);
+	return 0;
+}
+
 static int setup(struct build_ctx *c, struct nib_error **err)
 {
 	const struct settings *s = c->s;
@@ -1923,22 +1960,19 @@ static int setup(struct build_ctx *c, struct nib_error **err)
 	c->root_dir = xasprintf("%s/.sandbox-root", c->build_dir);
 	c->outputs_dir = xasprintf("%s/.nib-builds", local_store_real_dir(c->store));
 
-	if (sandbox_checked == 0) {
-		if (sandbox_check_available(err) < 0)
-			return -1;
-		sandbox_checked = 1;
-	}
+	/* Temporary directories must not be reachable by the builders of other slots. */
+	if (ensure_dir(c->build_dir, 0755, false, err) < 0 ||
+	    ensure_dir(c->root_dir, 0755, true, err) < 0 ||
+	    ensure_dir(c->outputs_dir, 0700, true, err) < 0)
+		return -1;
+	if (check_sandbox(c, err) < 0)
+		return -1;
 	if (s->filter_syscalls && process_bpf == NULL && seccomp_bpf_build(&process_bpf, err) < 0)
 		return nib_error_prefix(err, "building the system call filter");
 	if (s->use_cgroups && process_cgroot == NULL) {
 		if (cgroup_root_discover(NULL, &process_cgroot, err) < 0)
 			return -1;
 	}
-	/* Temporary directories must not be reachable by the builders of other slots. */
-	if (ensure_dir(c->build_dir, 0755, false, err) < 0 ||
-	    ensure_dir(c->root_dir, 0755, true, err) < 0 ||
-	    ensure_dir(c->outputs_dir, 0700, true, err) < 0)
-		return -1;
 	if (setup_extra_binds(c, err) < 0)
 		return -1;
 	if (uid_pool_validate(s, NULL, err) < 0)

@@ -13,8 +13,9 @@
  * Before anything runs, every derivation that would be built is checked:
  * its system and requiredSystemFeatures against the settings `system` and
  * `system-features`, uid-range against auto-allocate-uids, use-cgroups and
- * the sandbox, and the sandbox itself (sandbox_check_available): a build
- * never runs unsandboxed by accident.  `sandbox = false` is refused with an
+ * the sandbox, and the sandbox itself (sandbox_check_available, whose
+ * success is remembered for the running boot in <build-dir>/.sandbox-checked):
+ * a build never runs unsandboxed by accident.  `sandbox = false` is refused with an
  * explanation (nib has no unsandboxed mode).
  *
  * One build: lock the outputs (path locks, so two processes never build the

@@ -168,7 +168,7 @@ check_no_leftovers() {
 	fi
 	is "$desc: no build cgroup is left" "$cg" ""
 	is "$desc: no build directory is left" \
-		"$(find "$NIB_STATE_DIR/builds" -mindepth 1 -maxdepth 1 ! -name .sandbox-root ! -name 'nib-failed-*' 2>/dev/null)" ""
+		"$(find "$NIB_STATE_DIR/builds" -mindepth 1 -maxdepth 1 ! -name '.*' ! -name 'nib-failed-*' 2>/dev/null)" ""
 	is "$desc: no output directory is left" "$(find "$STORE/.nib-builds" -mindepth 1 2>/dev/null)" ""
 	like "$desc: no slot is busy or held" "$("$NIB" slots 2>&1)" "0 busy, 0 held"
 }
