@@ -560,6 +560,7 @@ struct job {
 	bool have_stats;
 	enum build_status status;
 	char *error;
+	char *setup_error; /* the sandbox could not be set up (after the spawn started) */
 };
 
 static size_t job_goal(const struct job *j)
@@ -592,6 +593,7 @@ static void job_free(struct job *j)
 	build_record_release(&j->rec);
 	free(j->kill_reason);
 	free(j->error);
+	free(j->setup_error);
 	free(j);
 }
 
@@ -1083,7 +1085,8 @@ static int job_start(struct build_ctx *c, size_t idx, struct job **ret_job, stru
 	spec.seccomp = s->filter_syscalls ? process_bpf : NULL;
 	spec.stdout_fd = fds[1];
 	spec.stderr_fd = fds[1];
-	r = sandbox_spawn(&spec, &j->sb, err);
+	/* The child sets its sandbox up while we go on; see job_spawned(). */
+	r = sandbox_spawn_start(&spec, &j->sb, err);
 	close(fds[1]);
 	if (r < 0) {
 		nib_error_prefix(err, "cannot start the builder of '%s'", g->drv_path);
@@ -1418,6 +1421,17 @@ out:
 
 /* ---- finishing a build ---- */
 
+/* Read the sandbox's setup report if that has not happened yet (blocks until it is there). */
+static void job_spawned(struct job *j)
+{
+	cleanup_error struct nib_error *e = NULL;
+
+	if (sandbox_report_fd(j->sb) < 0)
+		return;
+	if (sandbox_spawn_finish(j->sb, &e) < 0)
+		j->setup_error = xstrdup(e->msg);
+}
+
 static void drain_log(struct job *j)
 {
 	uint64_t deadline = now_monotonic_usec() + 5 * 1000 * 1000;
@@ -1523,7 +1537,9 @@ static void job_finish(struct build_ctx *c, struct job *j)
 	cleanup_error struct nib_error *cleanup_err = NULL;
 	size_t idx = j->goal;
 
-	if (!j->exited && sandbox_wait(j->sb, true, &j->wait_status, &j->ru, &e) > 0)
+	job_spawned(j);
+	if (j->setup_error == NULL && !j->exited &&
+	    sandbox_wait(j->sb, true, &j->wait_status, &j->ru, &e) > 0)
 		j->exited = true;
 	nib_error_clear(&e);
 	j->stop_real = (int64_t)now_realtime_usec();
@@ -1549,7 +1565,11 @@ static void job_finish(struct build_ctx *c, struct job *j)
 				     ? (int64_t)j->stats.memory_peak
 				     : (int64_t)j->ru.ru_maxrss * 1024;
 
-	if (j->kill_reason != NULL) {
+	if (j->setup_error != NULL) {
+		j->status = BUILD_FAILED;
+		j->error = xasprintf("cannot start the builder of '%s': %s", g->drv_path,
+				     j->setup_error);
+	} else if (j->kill_reason != NULL) {
 		j->status = j->kill_status;
 		j->error = xasprintf("building '%s' %s", g->drv_path, j->kill_reason);
 	} else if (!j->exited) {
@@ -1745,8 +1765,8 @@ static void finish_job_at(struct build_ctx *c, size_t i)
 /* One round of waiting: logs, exits, deadlines, cancellation. */
 static void wait_events(struct build_ctx *c)
 {
-	cleanup_free struct pollfd *pfds = xcalloc(2 * c->n_jobs + 1, sizeof(*pfds));
-	cleanup_free int *owner = xcalloc(2 * c->n_jobs + 1, sizeof(int));
+	cleanup_free struct pollfd *pfds = xcalloc(3 * c->n_jobs + 1, sizeof(*pfds));
+	cleanup_free int *owner = xcalloc(3 * c->n_jobs + 1, sizeof(int));
 	uint64_t now = now_monotonic_usec(), next = check_deadlines(c, now);
 	int timeout = -1, n = 0;
 	bool polling_exit = false;
@@ -1760,6 +1780,11 @@ static void wait_events(struct build_ctx *c)
 		struct job *j = c->jobs[i];
 		int pidfd = sandbox_pidfd(j->sb);
 
+		if (sandbox_report_fd(j->sb) >= 0) {
+			pfds[n].fd = sandbox_report_fd(j->sb);
+			pfds[n].events = POLLIN;
+			owner[n++] = (int)i;
+		}
 		if (j->log_fd >= 0) {
 			pfds[n].fd = j->log_fd;
 			pfds[n].events = POLLIN;
@@ -1791,13 +1816,21 @@ static void wait_events(struct build_ctx *c)
 		}
 		if (pfds[k].fd == c->jobs[owner[k]]->log_fd)
 			job_read_log(c->jobs[owner[k]]);
+		else if (pfds[k].fd == sandbox_report_fd(c->jobs[owner[k]]->sb))
+			job_spawned(c->jobs[owner[k]]);
 	}
 	/* Exits, newest last: removing an entry shifts the ones after it. */
 	for (size_t i = c->n_jobs; i-- > 0;) {
 		struct job *j = c->jobs[i];
 		cleanup_error struct nib_error *e = NULL;
 
-		if (sandbox_wait(j->sb, false, &j->wait_status, &j->ru, &e) == 0)
+		if (j->setup_error != NULL) {
+			finish_job_at(c, i);
+			continue;
+		}
+		/* Not before its setup report: a child that failed setup is reaped by that. */
+		if (sandbox_report_fd(j->sb) >= 0 ||
+		    sandbox_wait(j->sb, false, &j->wait_status, &j->ru, &e) == 0)
 			continue;
 		j->exited = e == NULL;
 		finish_job_at(c, i);
@@ -1812,7 +1845,9 @@ static void cancel_all(struct build_ctx *c)
 	while (c->n_jobs > 0) {
 		struct job *j = c->jobs[c->n_jobs - 1];
 		cleanup_error struct nib_error *e = NULL;
-		if (sandbox_wait(j->sb, true, &j->wait_status, &j->ru, &e) > 0)
+		job_spawned(j);
+		if (j->setup_error == NULL &&
+		    sandbox_wait(j->sb, true, &j->wait_status, &j->ru, &e) > 0)
 			j->exited = true;
 		finish_job_at(c, c->n_jobs - 1);
 	}

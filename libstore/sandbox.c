@@ -134,6 +134,8 @@ struct report {
 struct sandbox {
 	pid_t pid;
 	int pidfd;
+	int report_fd; /* until the setup report is read; -1 after */
+	char *builder; /* for the report's message */
 	bool reaped;
 	int status;
 	struct rusage usage;
@@ -1105,17 +1107,16 @@ static void kill_and_reap(pid_t pid, int pidfd)
 		;
 }
 
-int sandbox_spawn(const struct sandbox_spec *spec, struct sandbox **ret, struct nib_error **err)
+int sandbox_spawn_start(const struct sandbox_spec *spec, struct sandbox **ret,
+			struct nib_error **err)
 {
 	cleanup_plan struct plan *p = NULL;
 	cleanup_close int sync_r = -1, sync_w = -1, rep_r = -1, rep_w = -1, pidfd = -1;
 	uint64_t flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
 	sigset_t all, old;
-	struct report rep;
 	struct sandbox *sb;
 	bool in_cgroup = false;
 	pid_t pid;
-	ssize_t n;
 	int fds[2];
 
 	if (validate_spec(spec, err) < 0 || make_plan(spec, &p, err) < 0)
@@ -1168,11 +1169,39 @@ int sandbox_spawn(const struct sandbox_spec *spec, struct sandbox **ret, struct 
 		kill_and_reap(pid, pidfd);
 		return nib_error_set(err, NIB_E_SYS, e, "cannot release the builder process");
 	}
+	sb = xcalloc(1, sizeof(*sb));
+	sb->pid = pid;
+	sb->pidfd = TAKE_FD(pidfd);
+	sb->report_fd = TAKE_FD(rep_r);
+	sb->builder = xstrdup(spec->builder);
+	*ret = sb;
+	return 0;
+}
+
+int sandbox_report_fd(const struct sandbox *sb)
+{
+	return sb->report_fd;
+}
+
+int sandbox_spawn_finish(struct sandbox *sb, struct nib_error **err)
+{
+	struct report rep;
+	ssize_t n;
+
+	if (sb->report_fd < 0)
+		return 0;
 	/* EOF: the report pipe was closed by a successful execve. */
-	n = read_upto(rep_r, &rep, sizeof(rep));
-	if (n != 0) {
+	n = read_upto(sb->report_fd, &rep, sizeof(rep));
+	close(sb->report_fd);
+	sb->report_fd = -1;
+	if (n == 0)
+		return 0;
+	{
 		int e = errno;
-		kill_and_reap(pid, pidfd);
+		if (!sb->reaped) {
+			kill_and_reap(sb->pid, sb->pidfd);
+			sb->reaped = true;
+		}
 		if (n < 0)
 			return nib_error_set(err, NIB_E_SYS, e,
 					     "cannot read the builder's setup report");
@@ -1182,13 +1211,22 @@ int sandbox_spawn(const struct sandbox_spec *spec, struct sandbox **ret, struct 
 		rep.step[sizeof(rep.step) - 1] = '\0';
 		if (STARTS_WITH(rep.step, "executing"))
 			return nib_error_set(err, NIB_E_SYS, rep.err, "cannot execute builder '%s'",
-					     spec->builder);
+					     sb->builder);
 		return nib_error_set(err, NIB_E_SYS, rep.err, "sandbox setup failed at '%s'",
 				     rep.step);
 	}
-	sb = xcalloc(1, sizeof(*sb));
-	sb->pid = pid;
-	sb->pidfd = TAKE_FD(pidfd);
+}
+
+int sandbox_spawn(const struct sandbox_spec *spec, struct sandbox **ret, struct nib_error **err)
+{
+	struct sandbox *sb = NULL;
+
+	if (sandbox_spawn_start(spec, &sb, err) < 0)
+		return -1;
+	if (sandbox_spawn_finish(sb, err) < 0) {
+		sandbox_free(sb);
+		return -1;
+	}
 	*ret = sb;
 	return 0;
 }
@@ -1247,6 +1285,9 @@ void sandbox_free(struct sandbox *sb)
 		kill_and_reap(sb->pid, sb->pidfd);
 	if (sb->pidfd >= 0)
 		close(sb->pidfd);
+	if (sb->report_fd >= 0)
+		close(sb->report_fd);
+	free(sb->builder);
 	free(sb);
 }
 

@@ -163,6 +163,24 @@ struct sandbox;
  */
 int sandbox_spawn(const struct sandbox_spec *spec, struct sandbox **ret, struct nib_error **err);
 
+/*
+ * sandbox_spawn in two steps, for a caller that runs several builds and
+ * should not sit idle while a child sets its sandbox up (a few
+ * milliseconds of mounts): sandbox_spawn_start returns once the child has
+ * been created, mapped and released, with *ret owning it; the setup goes on
+ * in the child.  sandbox_report_fd then becomes readable (EOF when the
+ * builder was exec'd, a report when setup failed); call
+ * sandbox_spawn_finish, which returns 0, or -1 with the error sandbox_spawn
+ * would have returned (the child is then killed and reaped).  Do not call
+ * sandbox_wait before sandbox_spawn_finish.  Errors of
+ * sandbox_spawn_start are sandbox_spawn's, and leave nothing behind.
+ */
+int sandbox_spawn_start(const struct sandbox_spec *spec, struct sandbox **ret,
+			struct nib_error **err);
+/* The setup report's descriptor, or -1 once sandbox_spawn_finish has run. Owned by sb. */
+int sandbox_report_fd(const struct sandbox *sb);
+int sandbox_spawn_finish(struct sandbox *sb, struct nib_error **err);
+
 /* PID of the builder (PID 1 of its namespace) in the caller's namespace. */
 pid_t sandbox_pid(const struct sandbox *sb);
 
