@@ -141,6 +141,7 @@ static size_t str_hash(const char *s)
 struct build_ctx {
 	struct store *store;
 	const struct settings *s;
+	struct drv_hasher *hasher; /* hash modulo of the derivations checked, memoised */
 	const struct build_options *opts;
 	const struct build_callbacks *cb;
 	struct goal *goals;
@@ -305,14 +306,13 @@ static int goal_load(struct build_ctx *c, const char *drv_path, size_t *ret_idx,
 	idx = goal_add(c, drv_path);
 	c->goals[idx].drv = d;
 	slash = strrchr(drv_path, '/');
-	if (d->name != NULL) {
-		c->goals[idx].name = xstrdup(d->name);
-	} else {
-		/* "<hash>-<name>.drv" without hash and ".drv" */
+	if (d->name == NULL) {
+		/* No env "name": the .drv path's "<hash>-<name>.drv" has it (as Nix reads it). */
 		const char *base = slash ? slash + 1 : drv_path;
 		size_t len = strlen(base);
-		c->goals[idx].name = len > 37 ? xstrndup(base + 33, len - 37) : xstrdup(base);
+		d->name = len > 37 ? xstrndup(base + 33, len - 37) : xstrdup(base);
 	}
+	c->goals[idx].name = xstrdup(d->name);
 	c->goals[idx].state = GOAL_DONE;
 	c->goals[idx].status = BUILD_VALID;
 	*ret_idx = idx;
@@ -387,6 +387,17 @@ static int check_buildable(struct build_ctx *c, size_t idx, struct nib_error **e
 		return 1;
 	}
 	g->fixed = type == DRV_TYPE_FIXED;
+	/*
+	 * A .drv written by someone else could claim the output path of
+	 * another derivation; its outputs must be the ones its contents give.
+	 */
+	if (c->hasher == NULL)
+		c->hasher =
+			drv_hasher_new(store_dir(c->store), store_derivation_resolver, c->store);
+	if (derivation_check_outputs(c->hasher, g->drv, &e) < 0) {
+		g->error = xasprintf("cannot build '%s': %s", g->drv_path, e->msg);
+		return 1;
+	}
 	if (derivation_required_features(g->drv, &features, err) < 0)
 		return nib_error_prefix(err, "'%s'", g->drv_path);
 	g->uid_range = has_feature(features, "uid-range");
@@ -880,7 +891,11 @@ static int job_get_slot(struct job *j, struct nib_error **err)
 			return 1;
 		if (e->code == NIB_E_BUSY && o.no_wait) {
 			if (!c->said_waiting)
-				on_slot_wait(c, uid_pool_size(c->pool), uid_pool_size(c->pool), 0);
+				say(c, NULL,
+				    "waiting for a free build slot (all %u are busy or held; "
+				    "%zu of ours are running)",
+				    uid_pool_size(c->pool), c->running);
+			c->said_waiting = true;
 			return 0;
 		}
 		if (e->code != NIB_E_TIMEOUT)
@@ -2032,6 +2047,7 @@ static void ctx_release(struct build_ctx *c)
 	}
 	free(c->goals);
 	free(c->map.slots);
+	drv_hasher_free(c->hasher);
 	free(c->jobs);
 	uid_pool_close(c->pool);
 	free(c->build_dir);

@@ -353,6 +353,39 @@ static void test_valid_outputs(void)
 	free(res.error);
 }
 
+/* A .drv in the store whose output is not the one its contents give is refused. */
+static void test_forged_output_path(void)
+{
+	cleanup_error struct nib_error *e = NULL;
+	cleanup_free char *j = put("forged/f.json", TRIVIAL("forged", ", \"env\": {}"));
+	cleanup_free char *drv = NULL, *forged = NULL;
+	cleanup_derivation struct derivation *d = NULL;
+	struct strbuf aterm = STRBUF_INIT;
+	const char *victim = "/nib/store/00000000000000000000000000000000-glibc";
+	struct results res = { 0 };
+	struct build_callbacks cb = { .result = on_result, .userdata = &res };
+	char *one[1];
+
+	CU_ASSERT_EQUAL(store_add_derivation_file(store, j, &drv, &e), 0);
+	if (drv == NULL || (d = read_drv(drv)) == NULL)
+		return;
+	free(d->outputs[0].path);
+	d->outputs[0].path = xstrdup(victim);
+	derivation_set_env(d, "out", victim);
+	derivation_print_aterm(d, &aterm);
+	CU_ASSERT_EQUAL(
+		store_add_text(store, "forged.drv", aterm.buf, aterm.len, NULL, &forged, &e), 0);
+	strbuf_release(&aterm);
+	if (forged == NULL)
+		return;
+	one[0] = forged;
+	CU_ASSERT_EQUAL(build_derivations(store, settings, one, 1, NULL, &cb, &e), -1);
+	CU_ASSERT_EQUAL(res.last, BUILD_UNSUPPORTED);
+	CU_ASSERT(res.error != NULL && strstr(res.error, victim) != NULL &&
+		  strstr(res.error, "expected") != NULL);
+	free(res.error);
+}
+
 static CU_TestInfo tests[] = {
 	{ "log path", test_log_path },
 	{ "status names", test_status_names },
@@ -362,6 +395,7 @@ static CU_TestInfo tests[] = {
 	{ "ATerm and show-derivation files", test_aterm_and_show_forms },
 	{ "refused before running", test_refused_before_running },
 	{ "valid outputs", test_valid_outputs },
+	{ "forged output path", test_forged_output_path },
 	CU_TEST_INFO_NULL,
 };
 
