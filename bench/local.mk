@@ -1,1 +1,2 @@
 EXTRA_DIST += %reldir%/README.md
+EXTRA_DIST += %reldir%/nar-bench.sh
