@@ -436,11 +436,8 @@ static int write_bytes(const char *path, const char *data, size_t n, mode_t mode
 	return write_full(fd, data, n, &e);
 }
 
-/*
- * Trees and big files go through the helper thread and its ring of buffers:
- * many buffers' worth of data, compared with an archive built by hand.
- */
-static void test_dump_relayed(void)
+/* Many buffers' worth of data in a tree and in one big file, against archives built by hand. */
+static void test_dump_many_buffers(void)
 {
 	static const size_t sizes[] = { 700001, 1, 1300000, 300000 };
 	cleanup_free char *dir = xasprintf("%s/big", tmp);
@@ -904,7 +901,7 @@ static CU_TestInfo dump_tests[] = {
 	{ "top-level symlink is not followed", test_dump_top_symlink_not_followed },
 	{ "special files and missing paths are errors", test_dump_errors },
 	{ "sink errors propagate", test_dump_sink_error },
-	{ "trees and big files through the helper thread", test_dump_relayed },
+	{ "trees and big files spanning many buffers", test_dump_many_buffers },
 	{ "hash plus refscan in one pass", test_hash_at_with_refscan },
 	CU_TEST_INFO_NULL,
 };
