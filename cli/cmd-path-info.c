@@ -22,6 +22,20 @@ static const char options_help[] =
 	"  PATH...               store paths (or symlinks into the store, or paths inside\n"
 	"                        store paths)\n";
 
+/* An array of path infos, released at scope exit. */
+struct info_array {
+	struct store_path_info *v;
+	size_t n;
+};
+
+static void info_array_releasep(struct info_array *a)
+{
+	for (size_t i = 0; a->v != NULL && i < a->n; i++)
+		store_path_info_release(&a->v[i]);
+	free(a->v);
+}
+#define cleanup_info_array __attribute__((cleanup(info_array_releasep)))
+
 static int closure_size(struct store *store, const char *path, uint64_t *ret,
 			struct nib_error **err)
 {
@@ -85,6 +99,7 @@ int cmd_path_info(struct cli_ctx *ctx, int argc, char **argv)
 	cleanup_error struct nib_error *err = NULL;
 	cleanup_strv char **paths = xcalloc(1, sizeof(char *));
 	cleanup_json cJSON *out = cJSON_CreateArray();
+	cleanup_info_array struct info_array infos = { NULL, 0 };
 	bool recursive = false, size = false, csize = false, invalid = false;
 	int c, r;
 
@@ -129,44 +144,43 @@ int cmd_path_info(struct cli_ctx *ctx, int argc, char **argv)
 		paths = closure;
 	}
 
-	for (char **p = paths; *p; p++) {
-		struct store_path_info info = { 0 };
+	infos.n = strv_length(paths);
+	infos.v = xcalloc(infos.n + 1, sizeof(*infos.v));
+	if (store_query_path_infos(store, paths, infos.n, infos.v, &err) < 0)
+		return cli_report_error(ctx, err);
+	for (size_t i = 0; i < infos.n; i++) {
+		struct store_path_info *info = &infos.v[i];
 		uint64_t cs = 0;
 
-		r = store_query_path_info(store, *p, &info, &err);
-		if (r < 0)
-			return cli_report_error(ctx, err);
-		if (r == 0) {
+		if (info->path == NULL) {
+			cJSON *o;
 			if (!ctx->json) {
 				nib_error_set(&err, NIB_E_NOT_FOUND, 0, "path '%s' is not valid",
-					      *p);
+					      paths[i]);
 				return cli_report_error(ctx, err);
 			}
-			cJSON *o = cJSON_CreateObject();
-			cJSON_AddStringToObject(o, "path", *p);
+			o = cJSON_CreateObject();
+			cJSON_AddStringToObject(o, "path", paths[i]);
 			cJSON_AddBoolToObject(o, "valid", false);
 			cJSON_AddItemToArray(out, o);
 			invalid = true;
 			continue;
 		}
-		if (csize && closure_size(store, *p, &cs, &err) < 0) {
-			store_path_info_release(&info);
+		if (csize && closure_size(store, info->path, &cs, &err) < 0)
 			return cli_report_error(ctx, err);
-		}
 		if (ctx->json) {
-			cJSON *o = info_json(&info);
+			cJSON *o = info_json(info);
 			if (csize)
 				cJSON_AddNumberToObject(o, "closureSize", (double)cs);
 			cJSON_AddItemToArray(out, o);
 		} else {
-			printf("%s", info.path);
+			printf("%s", info->path);
 			if (size)
-				printf("\t%" PRIu64, info.nar_size);
+				printf("\t%" PRIu64, info->nar_size);
 			if (csize)
 				printf("\t%" PRIu64, cs);
 			putchar('\n');
 		}
-		store_path_info_release(&info);
 	}
 	if (ctx->json)
 		cli_print_json(out);

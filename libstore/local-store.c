@@ -1111,13 +1111,43 @@ static int local_query_path_info(struct store *s, const char *path, struct store
 {
 	struct local_store *ls = LOCAL(s);
 	struct db_path_row row = { 0 };
-	int r = db_path_query(ls->db, path, &row, err);
+	struct store_path_info info = { 0 };
+	char **refs = NULL;
+	int r = db_path_query_refs(ls->db, path, &row, &refs, err);
 
 	if (r <= 0)
 		return r;
-	r = local_path_info_from_row(ls, &row, ret, err);
+	if (hash_parse(row.hash, HASH_SHA256, &info.nar_hash, err) < 0) {
+		nib_error_prefix(err, "database entry of '%s'", row.path);
+		strv_free(refs);
+		db_path_row_release(&row);
+		return -1;
+	}
+	info.path = TAKE_PTR(row.path);
+	info.references = refs;
+	info.nar_size = row.nar_size > 0 ? (uint64_t)row.nar_size : 0;
+	info.deriver = TAKE_PTR(row.deriver);
+	info.registration_time = row.registration_time;
+	info.ultimate = row.ultimate;
+	split_sigs(row.sigs, &info.sigs);
+	info.ca = TAKE_PTR(row.ca);
 	db_path_row_release(&row);
-	return r < 0 ? -1 : 1;
+	*ret = info;
+	return 1;
+}
+
+static int local_query_path_infos(struct store *s, char *const *paths, size_t n,
+				  struct store_path_info *ret, struct nib_error **err)
+{
+	cleanup_txn struct db_txn *t = NULL;
+
+	/* One read transaction: SQLite locks once instead of once per path. */
+	if (db_txn_begin(LOCAL(s)->db, false, &t, err) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (local_query_path_info(s, paths[i], &ret[i], err) < 0)
+			return -1;
+	return 0;
 }
 
 static int local_query_valid(struct store *s, char *const *paths, size_t n, bool *ret_valid,
@@ -1271,6 +1301,7 @@ static const struct store_ops local_ops = {
 	.close = local_close,
 	.query_valid = local_query_valid,
 	.query_path_info = local_query_path_info,
+	.query_path_infos = local_query_path_infos,
 	.query_referrers = local_query_referrers,
 	.query_valid_derivers = local_query_valid_derivers,
 	.query_derivation_outputs = local_query_derivation_outputs,

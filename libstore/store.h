@@ -89,6 +89,14 @@ int store_query_valid(struct store *store, char *const *paths, size_t n, bool *r
 int store_query_path_info(struct store *store, const char *path, struct store_path_info *ret,
 			  struct nib_error **err);
 
+/*
+ * Metadata of n paths at once, from one consistent snapshot (and much
+ * faster than n single queries).  ret has n entries; an entry whose path is
+ * not valid is left zeroed (ret[i].path == NULL).  Release each entry.
+ */
+int store_query_path_infos(struct store *store, char *const *paths, size_t n,
+			   struct store_path_info *ret, struct nib_error **err);
+
 /* References of a valid path (NULL-terminated, sorted, caller frees). */
 int store_query_references(struct store *store, const char *path, char ***ret,
 			   struct nib_error **err);

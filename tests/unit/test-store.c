@@ -409,6 +409,16 @@ static void test_register_and_query(void)
 	store_path_info_release(&info);
 
 	{
+		struct store_path_info many[3];
+		CU_ASSERT_EQUAL(store_query_path_infos(s, q, 3, many, &e), 0);
+		CU_ASSERT(many[0].path && STREQ(many[0].path, OUT_A));
+		CU_ASSERT_EQUAL(strv_length(many[0].references), 2);
+		CU_ASSERT(many[1].path && STREQ(many[1].path, OUT_C));
+		CU_ASSERT_PTR_NULL(many[2].path); /* not valid */
+		for (int i = 0; i < 3; i++)
+			store_path_info_release(&many[i]);
+	}
+	{
 		char *const one[] = { (char *)OUT_A, NULL };
 		CU_ASSERT_EQUAL(store_query_closure(s, one, 1, 0, &closure, &e), 0);
 		CU_ASSERT_EQUAL(strv_length(closure), 3);
