@@ -77,7 +77,7 @@ struct drv_env {
 };
 
 struct derivation {
-	char *name; /* the derivation name: JSON "name", else env "name"; may be NULL */
+	char *name; /* JSON "name", else env "name" or structured attrs' "name"; may be NULL */
 	struct drv_output *outputs;
 	size_t n_outputs;
 	struct drv_input *inputs; /* input derivations */
@@ -123,7 +123,8 @@ const char *drv_ca_method_name(enum drv_ca_method m);
 
 /*
  * Parse an ATerm .drv ("Derive([...],...)").  Paths must lie in store_dir.
- * The name is taken from env "name" (NULL when absent).  Errors name the
+ * The name is taken from env "name", or the "name" of structured attrs
+ * (NULL when neither has one).  Errors name the
  * byte offset: "invalid derivation at byte 17: expected ',' but found ')'".
  * len may not exceed DRV_MAX_TEXT.  *ret is a new derivation.
  */

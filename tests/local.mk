@@ -43,7 +43,8 @@ TESTS += $(UNIT_TESTS)
 endif
 
 INTEGRATION_TESTS = \
-	%reldir%/integration/t0001-cli.sh
+	%reldir%/integration/t0001-cli.sh \
+	%reldir%/integration/t0200-derivation.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) %reldir%/integration/lib.sh %reldir%/data/derivations
 
