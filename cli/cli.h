@@ -69,3 +69,5 @@ DEFINE_CLEANUP_FUNC(cJSON, cJSON_Delete)
 	}
 
 int cmd_show_config(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_derivation_show(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_derivation_paths(struct cli_ctx *ctx, int argc, char **argv);

@@ -4,4 +4,5 @@ nib_LDADD = $(NIB_LIBS)
 nib_SOURCES = \
 	%reldir%/main.c %reldir%/cli.h \
 	%reldir%/output.c \
-	%reldir%/cmd-show-config.c
+	%reldir%/cmd-show-config.c \
+	%reldir%/cmd-derivation.c

@@ -21,6 +21,10 @@
 static const struct cli_command commands[] = {
 	{ "show-config", cmd_show_config, "[--json] [NAME...]",
 	  "print every setting with its effective value and where it came from" },
+	{ "derivation show", cmd_derivation_show, "[--aterm] [--inputs DIR] FILE...",
+	  "print derivations as Nix 2.8's JSON (or as ATerm)" },
+	{ "derivation paths", cmd_derivation_paths, "[--json] [--inputs DIR] FILE...",
+	  "compute the output paths and the .drv path of derivations" },
 };
 
 static const struct cli_command *find_command(int argc, char **argv, int *ret_words)

@@ -8,4 +8,7 @@ noinst_LIBRARIES += %reldir%/libstore.a
 	%reldir%/log.c %reldir%/log.h \
 	%reldir%/util.c %reldir%/util.h \
 	%reldir%/strbuf.c %reldir%/strbuf.h \
-	%reldir%/hash.c %reldir%/hash.h
+	%reldir%/hash.c %reldir%/hash.h \
+	%reldir%/path.c %reldir%/path.h \
+	%reldir%/derivation.c %reldir%/derivation.h %reldir%/derivation-internal.h \
+	%reldir%/derivation-json.c %reldir%/derivation-hash.c

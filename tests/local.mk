@@ -18,6 +18,8 @@ UNIT_TESTS = \
 	%reldir%/unit/test-error \
 	%reldir%/unit/test-util \
 	%reldir%/unit/test-hash \
+	%reldir%/unit/test-path \
+	%reldir%/unit/test-derivation \
 	%reldir%/unit/test-settings
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
@@ -31,15 +33,22 @@ TESTS += $(UNIT_TESTS)
 %canon_reldir%_unit_test_hash_SOURCES = %reldir%/unit/test-hash.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_hash_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_hash_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_path_SOURCES = %reldir%/unit/test-path.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_path_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_path_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_derivation_SOURCES = %reldir%/unit/test-derivation.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_derivation_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_derivation_LDADD = $(UNITLDADD)
 %canon_reldir%_unit_test_settings_SOURCES = %reldir%/unit/test-settings.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_settings_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_settings_LDADD = $(UNITLDADD)
 endif
 
 INTEGRATION_TESTS = \
-	%reldir%/integration/t0001-cli.sh
+	%reldir%/integration/t0001-cli.sh \
+	%reldir%/integration/t0200-derivation.sh
 TESTS += $(INTEGRATION_TESTS)
-EXTRA_DIST += $(INTEGRATION_TESTS) %reldir%/integration/lib.sh
+EXTRA_DIST += $(INTEGRATION_TESTS) %reldir%/integration/lib.sh %reldir%/data/derivations
 
 # Fuzz targets: tests/fuzz/fuzz-NAME.c defines LLVMFuzzerTestOneInput.  With
 # --enable-fuzzing they link libFuzzer; otherwise replay.c provides main() and
