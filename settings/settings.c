@@ -104,6 +104,10 @@ static const struct setting_desc table[] = {
 	  "Concurrent daemon connections; more are refused with an error." },
 	{ "fsync-metadata", SETTING_BOOL, OFF(fsync_metadata), "true", 0, 0, false,
 	  "fsync store files and the database before registering paths." },
+	{ "keep-outputs", SETTING_BOOL, OFF(keep_outputs), "false", 0, 0, false,
+	  "The garbage collector keeps the outputs of live derivations." },
+	{ "keep-derivations", SETTING_BOOL, OFF(keep_derivations), "true", 0, 0, false,
+	  "The garbage collector keeps the derivations that produced live paths." },
 };
 
 #define N_SETTINGS ARRAY_SIZE(table)
