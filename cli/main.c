@@ -35,6 +35,10 @@ static const struct cli_command commands[] = {
 	  "register paths already in the store directory (nix-store --register-validity)" },
 	{ "show-config", cmd_show_config, "[--json] [NAME...]",
 	  "print every setting with its effective value and where it came from" },
+	{ "derivation show", cmd_derivation_show, "[--aterm] [--inputs DIR] FILE...",
+	  "print derivations as Nix 2.8's JSON (or as ATerm)" },
+	{ "derivation paths", cmd_derivation_paths, "[--json] [--inputs DIR] FILE...",
+	  "compute the output paths and the .drv path of derivations" },
 	{ "nar dump", cmd_nar_dump, "PATH",
 	  "write the NAR serialisation of PATH to standard output" },
 	{ "nar restore", cmd_nar_restore, "[--max-size SIZE] DIR",
@@ -45,7 +49,6 @@ static const struct cli_command commands[] = {
 	  "[--type ALGO] [--sri|--base16|--base32|--base64] [--json] PATH...",
 	  "print the hash of the contents of each file (default: SHA-256, SRI)" },
 	{ "hash path", cmd_hash_path,
-	  "[--type ALGO] [--sri|--base16|--base32|--base64] [--json] PATH...",
 	  "print the hash of the NAR of each PATH (default: SHA-256, SRI)" },
 };
 

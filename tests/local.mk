@@ -1,6 +1,8 @@
 # Unit tests (CUnit, exit 0/1/77/99) and integration tests (TAP shell scripts).
 TEST_EXTENSIONS = .sh
 SH_LOG_DRIVER = env AM_TAP_AWK='$(AWK)' $(SHELL) $(top_srcdir)/build-aux/tap-driver.sh
+# Integration scripts fork and exec a lot: leak checking stays with the unit tests.
+SH_LOG_COMPILER = env ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 $(SHELL)
 AM_TESTS_ENVIRONMENT = \
 	export abs_top_builddir='$(abs_top_builddir)' abs_top_srcdir='$(abs_top_srcdir)' \
 	NIB='$(abs_top_builddir)/nib' NIB_DAEMON_BIN='$(abs_top_builddir)/nib-daemon' \
@@ -16,13 +18,14 @@ UNIT_TESTS = \
 	%reldir%/unit/test-error \
 	%reldir%/unit/test-util \
 	%reldir%/unit/test-hash \
+	%reldir%/unit/test-path \
+	%reldir%/unit/test-derivation \
 	%reldir%/unit/test-settings \
 	%reldir%/unit/test-db \
 	%reldir%/unit/test-store \
 	%reldir%/unit/test-gc \
 	%reldir%/unit/test-nar \
-	%reldir%/unit/test-refscan \
-	%reldir%/unit/test-path
+	%reldir%/unit/test-refscan
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 
@@ -38,6 +41,9 @@ TESTS += $(UNIT_TESTS)
 %canon_reldir%_unit_test_path_SOURCES = %reldir%/unit/test-path.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_path_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_path_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_derivation_SOURCES = %reldir%/unit/test-derivation.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_derivation_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_derivation_LDADD = $(UNITLDADD)
 %canon_reldir%_unit_test_settings_SOURCES = %reldir%/unit/test-settings.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_settings_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_settings_LDADD = $(UNITLDADD)
@@ -61,6 +67,7 @@ endif
 
 INTEGRATION_TESTS = \
 	%reldir%/integration/t0001-cli.sh \
+	%reldir%/integration/t0200-derivation.sh \
 	%reldir%/integration/t0201-add.sh \
 	%reldir%/integration/t0202-path-info.sh \
 	%reldir%/integration/t0203-gc.sh \
