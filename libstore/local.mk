@@ -8,4 +8,5 @@ noinst_LIBRARIES += %reldir%/libstore.a
 	%reldir%/log.c %reldir%/log.h \
 	%reldir%/util.c %reldir%/util.h \
 	%reldir%/strbuf.c %reldir%/strbuf.h \
-	%reldir%/hash.c %reldir%/hash.h
+	%reldir%/hash.c %reldir%/hash.h \
+	%reldir%/protocol.c %reldir%/protocol.h

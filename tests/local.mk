@@ -16,7 +16,8 @@ UNIT_TESTS = \
 	%reldir%/unit/test-error \
 	%reldir%/unit/test-util \
 	%reldir%/unit/test-hash \
-	%reldir%/unit/test-settings
+	%reldir%/unit/test-settings \
+	%reldir%/unit/test-protocol
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 
@@ -32,6 +33,9 @@ TESTS += $(UNIT_TESTS)
 %canon_reldir%_unit_test_settings_SOURCES = %reldir%/unit/test-settings.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_settings_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_settings_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_protocol_SOURCES = %reldir%/unit/test-protocol.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_protocol_CPPFLAGS = $(UNITCPPFLAGS) -DABS_TOP_SRCDIR='"$(abs_top_srcdir)"'
+%canon_reldir%_unit_test_protocol_LDADD = $(UNITLDADD)
 endif
 
 INTEGRATION_TESTS = \
@@ -60,3 +64,4 @@ include %reldir%/fuzz/local.mk
 check_PROGRAMS += $(FUZZ_TARGETS)
 TESTS += %reldir%/fuzz/run-corpora.sh
 EXTRA_DIST += %reldir%/fuzz/run-corpora.sh %reldir%/fuzz/corpus
+EXTRA_DIST += %reldir%/data/protocol
