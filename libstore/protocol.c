@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -34,6 +35,7 @@ struct proto_conn {
 	int in_fd;
 	int out_fd;
 	bool own_fds;
+	bool out_not_socket; /* send() said ENOTSOCK: use write() */
 	nar_source_fn src;
 	void *src_data;
 	nar_sink_fn sink;
@@ -256,6 +258,36 @@ static void out_fail(struct proto_conn *c, struct nib_error **e)
 	nib_error_clear(e);
 }
 
+/*
+ * Write to the output fd.  Sockets get send(MSG_NOSIGNAL): a peer that hung
+ * up must be an EPIPE error here, not a SIGPIPE that kills the daemon.
+ */
+static int fd_write_all(struct proto_conn *c, const unsigned char *p, size_t n,
+			struct nib_error **err)
+{
+	while (n > 0) {
+		ssize_t w;
+
+		if (!c->out_not_socket) {
+			w = send(c->out_fd, p, n, MSG_NOSIGNAL);
+			if (w < 0 && errno == ENOTSOCK) {
+				c->out_not_socket = true;
+				continue;
+			}
+		} else {
+			w = write(c->out_fd, p, n);
+		}
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return nib_error_errno(err, "cannot write to the peer");
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
 /* Hand n bytes to the fd or the sink. */
 static void out_emit(struct proto_conn *c, const void *data, size_t n)
 {
@@ -264,10 +296,8 @@ static void out_emit(struct proto_conn *c, const void *data, size_t n)
 	if (n == 0 || c->write_err != NULL)
 		return;
 	if (c->kind == CONN_FD) {
-		if (write_full(c->out_fd, data, n, &e) < 0) {
-			nib_error_prefix(&e, "cannot write to the peer");
+		if (fd_write_all(c, data, n, &e) < 0)
 			out_fail(c, &e);
-		}
 	} else if (c->sink == NULL) {
 		nib_error_set(&e, NIB_E_PROTOCOL, 0, "this connection cannot be written to");
 		out_fail(c, &e);
@@ -307,6 +337,15 @@ static void out_put(struct proto_conn *c, const void *data, size_t n)
 	c->wlen += n;
 }
 
+/* Report the remembered write error (again): same code, message and errno. */
+static int sticky_error(struct proto_conn *c, struct nib_error **err)
+{
+	nib_error_set(err, c->write_err->code, 0, "%s", c->write_err->msg);
+	if (err != NULL && *err != NULL)
+		(*err)->sys_errno = c->write_err->sys_errno;
+	return -1;
+}
+
 int proto_flush(struct proto_conn *c, struct nib_error **err)
 {
 	if (c->kind != CONN_MEM && c->wlen > 0) {
@@ -314,7 +353,7 @@ int proto_flush(struct proto_conn *c, struct nib_error **err)
 		c->wlen = 0;
 	}
 	if (c->write_err != NULL)
-		return nib_error_set(err, c->write_err->code, 0, "%s", c->write_err->msg);
+		return sticky_error(c, err);
 	return 0;
 }
 
@@ -660,9 +699,15 @@ int proto_framed_write(void *userdata, const void *data, size_t len, struct nib_
 		return 0;
 	proto_write_u64(c, len);
 	proto_write_raw(c, data, len);
-	if (c->write_err != NULL)
-		return nib_error_set(err, c->write_err->code, 0, "%s", c->write_err->msg);
-	return 0;
+	return c->write_err != NULL ? sticky_error(c, err) : 0;
+}
+
+int proto_raw_write(void *userdata, const void *data, size_t len, struct nib_error **err)
+{
+	struct proto_conn *c = userdata;
+
+	proto_write_raw(c, data, len);
+	return c->write_err != NULL ? sticky_error(c, err) : 0;
 }
 
 void proto_framed_end(struct proto_conn *c)
@@ -2519,4 +2564,31 @@ void proto_write_reply(struct proto_conn *c, const struct proto_reply *r)
 			write_substitutable(c, true, &r->substitutable.items[i]);
 		break;
 	}
+}
+
+/* ---- client calls ---------------------------------------------------------------------------- */
+
+int proto_client_finish(struct proto_conn *c, uint64_t op, const struct proto_log_handlers *h,
+			struct proto_reply *ret_reply, struct proto_error **ret_error,
+			struct nib_error **err)
+{
+	struct proto_error *remote = NULL;
+	int r = proto_read_stderr(c, h, &remote, err);
+
+	if (r < 0)
+		return -1;
+	if (r > 0) {
+		*ret_error = remote;
+		return 1;
+	}
+	return proto_read_reply(c, op, ret_reply, err);
+}
+
+int proto_client_call(struct proto_conn *c, const struct proto_request *req,
+		      const struct proto_log_handlers *h, struct proto_reply *ret_reply,
+		      struct proto_error **ret_error, struct nib_error **err)
+{
+	if (proto_write_request(c, req, err) < 0)
+		return -1;
+	return proto_client_finish(c, req->op, h, ret_reply, ret_error, err);
 }

@@ -379,6 +379,13 @@ void proto_framed_end(struct proto_conn *c);
 ssize_t proto_raw_read(void *conn, void *buf, size_t len, struct nib_error **err);
 
 /*
+ * A nar_sink_fn writing the bytes as they are (userdata = the struct
+ * proto_conn): NarFromPath replies, NARs inside AddMultipleToStore.  Fails
+ * only with the connection's sticky write error.
+ */
+int proto_raw_write(void *conn, const void *data, size_t len, struct nib_error **err);
+
+/*
  * A nar_source_fn for AddToStoreNar 1.21-1.22: each read sends
  * STDERR_READ <len> to the client, flushes, and reads back one string of
  * at most len bytes (an empty string is an error).
@@ -877,3 +884,38 @@ void proto_reply_release(struct proto_reply *r);
 int proto_read_reply(struct proto_conn *c, uint64_t op, struct proto_reply *ret,
 		     struct nib_error **err);
 void proto_write_reply(struct proto_conn *c, const struct proto_reply *r);
+
+/* ---- client calls ---------------------------------------------------------------------------- */
+
+/*
+ * Client side, after a request (and the data that follows it, if any) was
+ * written: flush, read the log frames through h (may be NULL), then the
+ * reply.  Returns 0 with *ret_reply set (release it), 1 with *ret_error
+ * set when the daemon reported a failure (free it; the connection stays
+ * usable), -1 on I/O or protocol errors (the connection is unusable).
+ * For NarFromPath the NAR follows: read it with proto_raw_read().
+ */
+int proto_client_finish(struct proto_conn *c, uint64_t op, const struct proto_log_handlers *h,
+			struct proto_reply *ret_reply, struct proto_error **ret_error,
+			struct nib_error **err);
+
+/* proto_write_request() then proto_client_finish(): for requests without data. */
+int proto_client_call(struct proto_conn *c, const struct proto_request *req,
+		      const struct proto_log_handlers *h, struct proto_reply *ret_reply,
+		      struct proto_error **ret_error, struct nib_error **err);
+
+/*
+ * Serving one request (what serve.c does; Nix's daemon does the same):
+ *
+ *   proto_read_request(c, &req, err)        0: the client hung up, stop
+ *   read the data that follows, if any       framed: proto_framed_source (drain it on error)
+ *   do the work, sending proto_write_next / _start_activity / _stop_activity /
+ *     _result as it goes (flush now and then so that the client sees progress)
+ *   proto_write_last(c) then proto_write_reply(c, &reply), or on failure
+ *     proto_write_error(c, ...) and no reply
+ *   proto_flush(c, err)
+ *
+ * A failure to decode a request cannot be answered reliably (the stream
+ * position is lost): send an error frame, flush and close.  NarFromPath
+ * answers STDERR_LAST and then the NAR itself (proto_write_raw as a sink).
+ */

@@ -2163,6 +2163,73 @@ static void test_golden_meaning(void)
 	}
 }
 
+static void test_write_to_closed_peer(void)
+{
+	int sv[2];
+	cleanup_error struct nib_error *e = NULL;
+
+	REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+	close(sv[1]);
+	{
+		/* No SIGPIPE (it would kill this test): an EPIPE error, reported at every flush. */
+		cleanup_proto_conn struct proto_conn *c = proto_conn_new_fd(sv[0], sv[0], true);
+		proto_write_u64(c, 1);
+		CU_ASSERT_EQUAL(proto_flush(c, &e), -1);
+		CU_ASSERT(e != NULL && e->sys_errno == EPIPE);
+		nib_error_clear(&e);
+		proto_write_u64(c, 2);
+		CU_ASSERT_EQUAL(proto_flush(c, &e), -1);
+		CU_ASSERT(e != NULL && e->sys_errno == EPIPE &&
+			  strstr(e->msg, "Broken pipe") != NULL);
+		CU_ASSERT_EQUAL(proto_raw_write(c, "x", 1, NULL), -1);
+	}
+	/* A pipe is not a socket: write() is used (and SIGPIPE is the caller's business). */
+	{
+		int p[2];
+		char buf[16];
+		REQUIRE(pipe2(p, O_CLOEXEC) == 0);
+		{
+			cleanup_proto_conn struct proto_conn *c =
+				proto_conn_new_fd(p[0], p[1], true);
+			proto_write_string(c, "pipe");
+			CU_ASSERT_EQUAL(proto_flush(c, &e), 0);
+			CU_ASSERT_EQUAL(read(p[0], buf, sizeof(buf)), 16);
+		}
+	}
+}
+
+static void test_client_call(void)
+{
+	cleanup_proto_conn struct proto_conn *daemon = proto_conn_new_mem(NULL, 0);
+	cleanup_proto_conn struct proto_conn *c = NULL;
+	cleanup_error struct nib_error *e = NULL;
+	struct proto_request req = { .op = PROTO_OP_IS_VALID_PATH, .path = S(HELLO) };
+	struct proto_reply reply;
+	struct proto_error *remote = NULL;
+	const unsigned char *in;
+	size_t len;
+
+	proto_conn_set_version(daemon, PROTO_VERSION_MAX);
+	proto_write_next(daemon, "checking\n", 9);
+	proto_write_last(daemon);
+	proto_write_u64(daemon, 1);
+	proto_write_error_msg(daemon, "path is not valid");
+	in = proto_conn_output(daemon, &len);
+	c = proto_conn_new_mem(in, len);
+	proto_conn_set_version(c, PROTO_VERSION_MAX);
+	CU_ASSERT_EQUAL(proto_client_call(c, &req, NULL, &reply, &remote, &e), 0);
+	CU_ASSERT(reply.kind == PROTO_REPLY_U64 && reply.u64 == 1);
+	proto_reply_release(&reply);
+	CU_ASSERT_EQUAL(proto_client_call(c, &req, NULL, &reply, &remote, &e), 1);
+	CU_ASSERT(remote != NULL && STREQ(remote->msg, "path is not valid"));
+	proto_error_free(remote);
+	CU_ASSERT_EQUAL(proto_client_call(c, &req, NULL, &reply, &remote, &e), -1);
+	CU_ASSERT_PTR_NOT_NULL(e);
+	/* What the client sent: the op and the path, three times. */
+	proto_conn_output(c, &len);
+	CU_ASSERT_EQUAL(len, 3 * (8 + 8 + 56));
+}
+
 static CU_TestInfo primitive_tests[] = {
 	{ "u64 and bool", test_u64 },
 	{ "string padding", test_string_padding },
@@ -2173,15 +2240,14 @@ static CU_TestInfo primitive_tests[] = {
 	{ "framed data", test_framed },
 	{ "stream connection", test_stream_conn },
 	{ "tunnel source", test_tunnel_read },
+	{ "write to a closed peer", test_write_to_closed_peer },
 	CU_TEST_INFO_NULL,
 };
 
 static CU_TestInfo frame_tests[] = {
-	{ "round trip", test_frames_roundtrip },
-	{ "old versions", test_frames_old_versions },
-	{ "bad frames", test_frames_bad },
-	{ "client dispatch", test_read_stderr },
-	CU_TEST_INFO_NULL,
+	{ "round trip", test_frames_roundtrip }, { "old versions", test_frames_old_versions },
+	{ "bad frames", test_frames_bad },	 { "client dispatch", test_read_stderr },
+	{ "client call", test_client_call },	 CU_TEST_INFO_NULL,
 };
 
 static CU_TestInfo handshake_tests[] = {
