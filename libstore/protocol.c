@@ -186,6 +186,8 @@ void proto_begin_message(struct proto_conn *c)
 	c->msg_start = c->bytes_read;
 }
 
+static void out_emit(struct proto_conn *c, const void *data, size_t n);
+
 /* ---- input ----------------------------------------------------------------------------------- */
 
 /* Make at least one byte available.  0: data, 1: end of input, -1: error. */
@@ -199,6 +201,14 @@ static int in_fill(struct proto_conn *c, struct nib_error **err)
 		return 1;
 	c->in_pos = c->in_len = 0;
 	if (c->kind == CONN_FD) {
+		/*
+		 * Never block on the peer while our own words are still in the
+		 * buffer: both sides would wait forever.  Write errors stay sticky.
+		 */
+		if (c->wlen > 0) {
+			out_emit(c, c->wbuf, c->wlen);
+			c->wlen = 0;
+		}
 		do
 			n = read(c->in_fd, c->rbuf, IO_BUF_SIZE);
 		while (n < 0 && errno == EINTR);

@@ -29,7 +29,9 @@
  *
  * Writing: write functions buffer in the connection and never fail on
  * their own; an I/O error is remembered ("sticky") and reported by the
- * next proto_flush() (which callers must check).  Functions that can
+ * next proto_flush() (which callers must check).  A read that has to wait
+ * for the peer flushes pending output first, so forgetting a flush costs
+ * a system call, never a deadlock.  Functions that can
  * refuse a value (one the negotiated version cannot express) return int.
  *
  * Store paths travel as full path strings ("/nix/store/<hash>-<name>");
