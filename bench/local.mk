@@ -1,1 +1,7 @@
-EXTRA_DIST += %reldir%/README.md
+EXTRA_DIST += %reldir%/README.md %reldir%/store.sh
+
+# Store benchmark: bench/store.sh runs it (and Nix, when installed, on the same work).
+noinst_PROGRAMS += %reldir%/store-bench
+%canon_reldir%_store_bench_SOURCES = %reldir%/store-bench.c
+%canon_reldir%_store_bench_CPPFLAGS = $(AM_CPPFLAGS) $(NIB_DEPCFLAGS)
+%canon_reldir%_store_bench_LDADD = $(NIB_LIBS)
