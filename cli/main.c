@@ -49,6 +49,7 @@ static const struct cli_command commands[] = {
 	  "[--type ALGO] [--sri|--base16|--base32|--base64] [--json] PATH...",
 	  "print the hash of the contents of each file (default: SHA-256, SRI)" },
 	{ "hash path", cmd_hash_path,
+	  "[--type ALGO] [--sri|--base16|--base32|--base64] [--json] PATH...",
 	  "print the hash of the NAR of each PATH (default: SHA-256, SRI)" },
 };
 

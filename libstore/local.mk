@@ -20,4 +20,8 @@ noinst_LIBRARIES += %reldir%/libstore.a
 	%reldir%/local-store.c %reldir%/local-store.h %reldir%/local-store-internal.h \
 	%reldir%/gc.c %reldir%/verify.c \
 	%reldir%/nar.c %reldir%/nar.h \
-	%reldir%/refscan.c %reldir%/refscan.h
+	%reldir%/refscan.c %reldir%/refscan.h \
+	%reldir%/seccomp.c %reldir%/seccomp.h \
+	%reldir%/cgroup.c %reldir%/cgroup.h \
+	%reldir%/sandbox.c %reldir%/sandbox.h \
+	%reldir%/protocol.c %reldir%/protocol.h

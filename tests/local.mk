@@ -25,7 +25,11 @@ UNIT_TESTS = \
 	%reldir%/unit/test-store \
 	%reldir%/unit/test-gc \
 	%reldir%/unit/test-nar \
-	%reldir%/unit/test-refscan
+	%reldir%/unit/test-refscan \
+	%reldir%/unit/test-seccomp \
+	%reldir%/unit/test-cgroup \
+	%reldir%/unit/test-sandbox \
+	%reldir%/unit/test-protocol
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 
@@ -63,7 +67,30 @@ TESTS += $(UNIT_TESTS)
 %canon_reldir%_unit_test_refscan_SOURCES = %reldir%/unit/test-refscan.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_refscan_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_refscan_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_seccomp_SOURCES = %reldir%/unit/test-seccomp.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_seccomp_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_seccomp_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_cgroup_SOURCES = %reldir%/unit/test-cgroup.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_cgroup_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_cgroup_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_sandbox_SOURCES = %reldir%/unit/test-sandbox.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_sandbox_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_sandbox_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_protocol_SOURCES = %reldir%/unit/test-protocol.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_protocol_CPPFLAGS = $(UNITCPPFLAGS) -DABS_TOP_SRCDIR='"$(abs_top_srcdir)"'
+%canon_reldir%_unit_test_protocol_LDADD = $(UNITLDADD)
 endif
+
+# Test helpers the integration tests run.
+check_PROGRAMS += %reldir%/helpers/sandbox-run
+%canon_reldir%_helpers_sandbox_run_SOURCES = %reldir%/helpers/sandbox-run.c
+%canon_reldir%_helpers_sandbox_run_CPPFLAGS = $(AM_CPPFLAGS) $(NIB_DEPCFLAGS)
+%canon_reldir%_helpers_sandbox_run_LDADD = $(NIB_LIBS)
+# Runs inside sandboxes: static, without sanitizers.
+check_PROGRAMS += %reldir%/helpers/syscall-probe
+%canon_reldir%_helpers_syscall_probe_SOURCES = %reldir%/helpers/syscall-probe.c
+%canon_reldir%_helpers_syscall_probe_CFLAGS = $(WARN_CFLAGS)
+%canon_reldir%_helpers_syscall_probe_LDFLAGS = -static
 
 INTEGRATION_TESTS = \
 	%reldir%/integration/t0001-cli.sh \
@@ -75,9 +102,13 @@ INTEGRATION_TESTS = \
 	%reldir%/integration/t0205-store-errors.sh \
 	%reldir%/integration/t0206-concurrent-writers.sh \
 	%reldir%/integration/t0207-crash-safety.sh \
-	%reldir%/integration/t0100-nar.sh
+	%reldir%/integration/t0100-nar.sh \
+	%reldir%/integration/t0300-sandbox-isolation.sh \
+	%reldir%/integration/t0301-sandbox-uid-range.sh \
+	%reldir%/integration/t0302-sandbox-limits.sh
 TESTS += $(INTEGRATION_TESTS)
-EXTRA_DIST += $(INTEGRATION_TESTS) %reldir%/integration/lib.sh %reldir%/data/nar %reldir%/data/derivations
+EXTRA_DIST += $(INTEGRATION_TESTS) %reldir%/integration/lib.sh %reldir%/data/nar %reldir%/data/derivations \
+	%reldir%/integration/sandbox-lib.sh
 
 # Fuzz targets: tests/fuzz/fuzz-NAME.c defines LLVMFuzzerTestOneInput.  With
 # --enable-fuzzing they link libFuzzer; otherwise replay.c provides main() and
@@ -100,3 +131,4 @@ include %reldir%/fuzz/local.mk
 check_PROGRAMS += $(FUZZ_TARGETS)
 TESTS += %reldir%/fuzz/run-corpora.sh
 EXTRA_DIST += %reldir%/fuzz/run-corpora.sh %reldir%/fuzz/corpus %reldir%/fuzz/nar.dict
+EXTRA_DIST += %reldir%/data/protocol

@@ -11,3 +11,9 @@ tests_fuzz_fuzz_storepath_SOURCES = tests/fuzz/fuzz-storepath.c $(FUZZ_MAIN)
 tests_fuzz_fuzz_storepath_CPPFLAGS = $(FUZZCPPFLAGS)
 tests_fuzz_fuzz_storepath_LDADD = $(FUZZLDADD)
 tests_fuzz_fuzz_storepath_LDFLAGS = $(FUZZLDFLAGS)
+
+FUZZ_TARGETS += tests/fuzz/fuzz-protocol
+tests_fuzz_fuzz_protocol_SOURCES = tests/fuzz/fuzz-protocol.c $(FUZZ_MAIN)
+tests_fuzz_fuzz_protocol_CPPFLAGS = $(FUZZCPPFLAGS)
+tests_fuzz_fuzz_protocol_LDADD = $(FUZZLDADD)
+tests_fuzz_fuzz_protocol_LDFLAGS = $(FUZZLDFLAGS)
