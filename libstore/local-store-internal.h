@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include "db.h"
+#include "derivation.h"
 #include "hashset.h"
 #include "local-store.h"
 #include "store-internal.h"
@@ -28,6 +29,7 @@ struct local_store {
 	int temproots_fd; /* -1 until the first temporary root */
 	char *temproots_path;
 	struct strset *temproots_seen; /* roots already written by this process */
+	struct drv_hasher *hasher;     /* memo of derivation hashes (immutable per path) */
 	unsigned long tmp_counter;
 	uid_t uid; /* the store's owner: the user that opened it */
 	gid_t gid;

@@ -12,6 +12,7 @@
 
 #include "cleanup.h"
 #include "db.h"
+#include "derivation.h"
 #include "hash.h"
 #include "hashset.h"
 #include "local-store-internal.h"
@@ -20,6 +21,7 @@
 #include "nar.h"
 #include "path.h"
 #include "settings.h"
+#include "store-derivation.h"
 #include "strbuf.h"
 #include "util.h"
 #include "banned.h"
@@ -171,6 +173,7 @@ static void local_close(struct store *s)
 	struct local_store *ls = LOCAL(s);
 
 	local_temproots_close(ls);
+	drv_hasher_free(ls->hasher);
 	db_close(ls->db);
 	if (ls->big_lock_fd >= 0)
 		close(ls->big_lock_fd);
@@ -632,13 +635,32 @@ static char *join_sigs(char *const *sigs)
  * Record the outputs of a .drv being registered, so that queries for
  * derivation outputs and the collector's keep-outputs work.
  */
+static struct derivation *resolve_input(void *userdata, const char *drv_path,
+					struct nib_error **err)
+{
+	return store_read_derivation(userdata, drv_path, err);
+}
+
 static int register_drv_outputs(struct local_store *ls, int64_t id, const char *path,
 				struct nib_error **err)
 {
-	(void)ls;
-	(void)id;
-	(void)path;
-	(void)err;
+	cleanup_derivation struct derivation *d = NULL;
+	cleanup_free char *real = local_store_real_path(&ls->base, path), *text = NULL;
+	size_t len = 0;
+
+	if (read_file_at(AT_FDCWD, real, DRV_MAX_TEXT, &text, &len, err) < 0 ||
+	    derivation_parse_aterm(text, len, ls->base.store_dir, &d, err) < 0)
+		return -1;
+	/* As Nix does: a .drv whose output paths are wrong is not registered. */
+	if (ls->hasher == NULL)
+		ls->hasher = drv_hasher_new(ls->base.store_dir, resolve_input, &ls->base);
+	if (derivation_check_outputs(ls->hasher, d, err) < 0)
+		return -1;
+	for (size_t i = 0; i < d->n_outputs; i++)
+		if (d->outputs[i].path != NULL &&
+		    db_drv_output_insert(ls->db, id, d->outputs[i].name, d->outputs[i].path, err) <
+			    0)
+			return -1;
 	return 0;
 }
 

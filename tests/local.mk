@@ -102,6 +102,7 @@ INTEGRATION_TESTS = \
 	%reldir%/integration/t0205-store-errors.sh \
 	%reldir%/integration/t0206-concurrent-writers.sh \
 	%reldir%/integration/t0207-crash-safety.sh \
+	%reldir%/integration/t0208-derivation-add.sh \
 	%reldir%/integration/t0100-nar.sh \
 	%reldir%/integration/t0300-sandbox-isolation.sh \
 	%reldir%/integration/t0301-sandbox-uid-range.sh \

@@ -5,8 +5,8 @@
 #   NIB=_build/nib tests/interop/store-nix.sh
 #
 # Builds a nib store whose logical directory is /nix/store under a temporary
-# store root, with source paths, a .drv-like text path and an output that has
-# references (including itself) and a deriver; then checks that
+# store root, with source paths, a derivation (nib derivation add) and its
+# output with references (including itself) and the deriver; then checks that
 #   - nix-store --verify --check-contents accepts it,
 #   - nix-store -q --references/--referrers/--deriver agree with nib path-info,
 #   - nix path-info --json agrees on NAR hash, size, references and CA,
@@ -32,14 +32,16 @@ echo "nobody keeps me" >"$root/src/garbage"
 S1=$("$NIB" add "$root/src/tree")
 S2=$("$NIB" add "$root/src/file")
 G=$("$NIB" add "$root/src/garbage")
-D=/nix/store/0123456789abcdfghijklmnpqrsvwxyz-demo.drv
-O=/nix/store/zyxwvsrqpnmlkjihgfdcba9876543210-demo
+# A derivation (output path computed by nib) and its output, registered by
+# hand as a build would: references to two sources and to itself.
+D=$(printf '{"name":"demo","system":"x86_64-linux","builder":"/bin/sh","args":[],
+  "env":{"builder":"/bin/sh","name":"demo","system":"x86_64-linux"},
+  "inputDrvs":{},"inputSrcs":["%s"],"outputs":{"out":{}}}' "$S1" | "$NIB" derivation add)
+O=$("$NIB" derivation show "$D" | jq -r '.[].outputs.out.path')
 store="$root/nix/store"
-printf 'Derive([("out","%s","","")],[],["%s"],"x","/bin/sh",[],[])' "$O" "$S1" >"$store/${D#/nix/store/}"
 mkdir "$store/${O#/nix/store/}"
 printf '%s\n%s\n%s\n' "$S1" "$S2" "$O" >"$store/${O#/nix/store/}/refs"
-printf '%s\n\n1\n%s\n%s\n%s\n3\n%s\n%s\n%s\n\n' "$D" "$S1" "$O" "$D" "$S1" "$S2" "$O" |
-	"$NIB" store register
+printf '%s\n%s\n3\n%s\n%s\n%s\n\n' "$O" "$D" "$S1" "$S2" "$O" | "$NIB" store register
 ln -s "$O" "$NIB_STATE_DIR/gcroots/demo"
 
 fail=0
@@ -70,6 +72,8 @@ for p in "$S1" "$S2" "$G" "$D" "$O"; do
 	done
 done
 
+check "outputs of the derivation (nix-store -q --outputs)" "$O" \
+	"$(nix-store --store "$root" -q --outputs "$D")"
 check "dead paths (Nix's collector vs nib gc --dry-run)" \
 	"$("$NIB" gc --dry-run 2>/dev/null | sort)" \
 	"$(nix-store --store "$root" --gc --print-dead 2>/dev/null | sort)"
