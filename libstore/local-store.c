@@ -985,24 +985,20 @@ static int local_add_text(struct store *s, const char *name, const void *data, s
 	return 0;
 }
 
-/* A NAR source that hashes and counts what passes through it. */
-struct hashing_source {
-	nar_source_fn src;
-	void *userdata;
+/* Hash and count the NAR bytes as nar_restore_at reads them. */
+struct nar_tally {
 	struct hash_ctx *ctx;
 	uint64_t size;
 };
 
-static ssize_t hashing_read(void *userdata, void *buf, size_t len, struct nib_error **err)
+static int tally_sink(void *userdata, const void *data, size_t len, struct nib_error **err)
 {
-	struct hashing_source *hs = userdata;
-	ssize_t n = hs->src(hs->userdata, buf, len, err);
+	struct nar_tally *t = userdata;
 
-	if (n > 0) {
-		hash_ctx_update(hs->ctx, buf, (size_t)n);
-		hs->size += (uint64_t)n;
-	}
-	return n;
+	(void)err;
+	hash_ctx_update(t->ctx, data, len);
+	t->size += len;
+	return 0;
 }
 
 static int local_add_nar(struct store *s, const struct store_path_info *info, nar_source_fn src,
@@ -1011,8 +1007,9 @@ static int local_add_nar(struct store *s, const struct store_path_info *info, na
 	struct local_store *ls = LOCAL(s);
 	cleanup_hash_ctx struct hash_ctx *ctx = hash_ctx_new(HASH_SHA256);
 	cleanup_free char *tmp = NULL, *tmp_real = NULL;
-	struct hashing_source hs = { .src = src, .userdata = userdata, .ctx = ctx };
-	struct nar_restore_limits limits = { 0 };
+	cleanup_close int dirfd = -1;
+	struct nar_tally hs = { .ctx = ctx };
+	struct nar_restore_opts opts = { .exact = true, .tee = tally_sink, .tee_data = &hs };
 	struct hash got;
 
 	if (local_check_writable(ls, "add paths", err) < 0)
@@ -1020,13 +1017,21 @@ static int local_add_nar(struct store *s, const struct store_path_info *info, na
 	if (info->nar_hash.algo != HASH_SHA256)
 		return nib_error_set(err, NIB_E_INVALID, 0,
 				     "cannot add '%s': NAR hash is not SHA-256", info->path);
+	dirfd = open(ls->real_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		return nib_error_errno(err, "cannot open store directory '%s'", ls->real_dir);
 	/* Root first: from here on the collector leaves the path alone. */
 	if (local_add_temp_root(s, info->path, err) < 0 || temp_name(ls, &tmp, err) < 0)
 		return -1;
 	tmp_real = path_join(ls->real_dir, tmp);
-	/* A sender cannot make us write more than it declared. */
-	limits.max_bytes = info->nar_size;
-	if (nar_restore(tmp_real, hashing_read, &hs, &limits, err) < 0) {
+	/*
+	 * Read exactly the archive (it may be embedded in a longer stream) and
+	 * never more than the sender declared.  The contents are restored even
+	 * when the path is valid already: the stream has to be consumed anyway,
+	 * and that is also when a damaged copy gets repaired.
+	 */
+	opts.limits.max_bytes = info->nar_size;
+	if (nar_restore_at(dirfd, tmp, src, userdata, &opts, err) < 0) {
 		remove_quietly(ls, tmp);
 		return nib_error_prefix(err, "cannot add '%s'", info->path);
 	}
