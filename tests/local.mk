@@ -108,6 +108,8 @@ INTEGRATION_TESTS = \
 	%reldir%/integration/t0301-sandbox-uid-range.sh \
 	%reldir%/integration/t0302-sandbox-limits.sh
 TESTS += $(INTEGRATION_TESTS)
+# Run by hand against Debian's nix-bin (docs/interop-store.md); never by make check.
+EXTRA_DIST += %reldir%/interop/store-nix.sh docs/interop-store.md
 EXTRA_DIST += $(INTEGRATION_TESTS) %reldir%/integration/lib.sh %reldir%/data/nar %reldir%/data/derivations \
 	%reldir%/integration/sandbox-lib.sh
 
