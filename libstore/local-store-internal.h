@@ -31,8 +31,9 @@ struct local_store {
 	struct strset *temproots_seen; /* roots already written by this process */
 	struct drv_hasher *hasher;     /* memo of derivation hashes (immutable per path) */
 	unsigned long tmp_counter;
-	uid_t uid; /* the store's owner: the user that opened it */
+	uid_t uid; /* the user that opened the store: new files get its uid and gid */
 	gid_t gid;
+	uid_t owner_uid; /* owner of the store directory: registered files must be its */
 	pid_t pid;
 };
 

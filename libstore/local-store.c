@@ -214,6 +214,11 @@ int local_store_open(const struct settings *settings, unsigned flags, struct sto
 	if (!ls->readonly && create_layout(ls, err) < 0)
 		return nib_error_prefix(err, "opening the store");
 
+	{
+		/* Whoever owns the store directory owns what is in it. */
+		struct stat st;
+		ls->owner_uid = stat(ls->real_dir, &st) == 0 ? st.st_uid : ls->uid;
+	}
 	big_lock = path_join(ls->db_dir, "big-lock");
 	if (ls->readonly) {
 		/* Without write access there may be no lock file to open: go without. */
@@ -398,9 +403,9 @@ static int check_canon_at(struct local_store *ls, int pfd, const char *name, str
 		return nib_error_set(err, NIB_E_INVALID, 0, "'%s' is nested too deeply", what->buf);
 	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return nib_error_errno(err, "cannot stat '%s'", what->buf);
-	if (st.st_uid != ls->uid || st.st_gid != ls->gid) {
-		*ret = xasprintf("'%s' is owned by %u:%u", what->buf, (unsigned)st.st_uid,
-				 (unsigned)st.st_gid);
+	if (st.st_uid != ls->owner_uid) {
+		*ret = xasprintf("'%s' is owned by user %u, not by the store's owner %u", what->buf,
+				 (unsigned)st.st_uid, (unsigned)ls->owner_uid);
 		return 1;
 	}
 	if (S_ISLNK(st.st_mode))
