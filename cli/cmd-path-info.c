@@ -145,7 +145,7 @@ int cmd_path_info(struct cli_ctx *ctx, int argc, char **argv)
 	if (optind >= argc)
 		return cli_usage_error("path-info", "no paths given");
 
-	r = cli_open_store(ctx, false, &store);
+	r = cli_open_store(ctx, true, &store);
 	if (r != EXIT_OK)
 		return r;
 	for (int i = optind; i < argc; i++) {

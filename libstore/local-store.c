@@ -230,6 +230,9 @@ int local_store_open(const struct settings *settings, unsigned flags, struct sto
 		ls->big_lock_fd = fd;
 	} else if (lock_file_open(big_lock, LOCK_SHARED, true, &ls->big_lock_fd, err) < 0) {
 		return nib_error_prefix(err, "opening the store");
+	} else {
+		/* Readers who may not write the store share the lock too. */
+		(void)fchmod(ls->big_lock_fd, 0644);
 	}
 
 	if (read_schema_version(ls, &version, err) < 0)
