@@ -540,7 +540,13 @@ static void test_readonly_and_schema_errors(void)
 	nib_error_clear(&e);
 	CU_ASSERT_EQUAL(write_file_atomic_at(AT_FDCWD, schema, "10", 2, 0644, false, &e), 0);
 
-	/* A damaged database file. */
+	/* A damaged database file (and no write-ahead log to read pages from). */
+	{
+		cleanup_free char *wal = xasprintf("%s-wal", dbfile),
+				  *shm = xasprintf("%s-shm", dbfile);
+		unlink(wal);
+		unlink(shm);
+	}
 	CU_ASSERT_EQUAL(write_file_atomic_at(AT_FDCWD, dbfile,
 					     "garbage garbage garbage garbage "
 					     "garbage garbage garbage garbage garbage garbage",
