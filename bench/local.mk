@@ -5,3 +5,10 @@ noinst_PROGRAMS += %reldir%/store-bench
 %canon_reldir%_store_bench_SOURCES = %reldir%/store-bench.c
 %canon_reldir%_store_bench_CPPFLAGS = $(AM_CPPFLAGS) $(NIB_DEPCFLAGS)
 %canon_reldir%_store_bench_LDADD = $(NIB_LIBS)
+# Benchmarks: programs that print figures next to a reference measured in the
+# same run, and the scripts that run them (bench/*.sh).
+EXTRA_DIST += %reldir%/uidpool.sh
+noinst_PROGRAMS += %reldir%/uidpool-bench
+%canon_reldir%_uidpool_bench_SOURCES = %reldir%/uidpool-bench.c
+%canon_reldir%_uidpool_bench_CPPFLAGS = $(AM_CPPFLAGS) $(NIB_DEPCFLAGS)
+%canon_reldir%_uidpool_bench_LDADD = $(NIB_LIBS)
