@@ -1,1 +1,7 @@
-EXTRA_DIST += %reldir%/README.md
+# Benchmarks: programs that print figures next to a reference measured in the
+# same run, and the scripts that run them (bench/*.sh).
+EXTRA_DIST += %reldir%/README.md %reldir%/aterm.sh
+noinst_PROGRAMS += %reldir%/aterm-bench
+%canon_reldir%_aterm_bench_SOURCES = %reldir%/aterm-bench.c
+%canon_reldir%_aterm_bench_CPPFLAGS = $(AM_CPPFLAGS) $(NIB_DEPCFLAGS)
+%canon_reldir%_aterm_bench_LDADD = $(NIB_LIBS)
