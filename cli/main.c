@@ -19,12 +19,35 @@
 #include "banned.h"
 
 static const struct cli_command commands[] = {
+	{ "add", cmd_add, "[--name NAME] [--add-root LINK] [--json] PATH...",
+	  "copy files or directories into the store and print their store paths" },
+	{ "path-info", cmd_path_info, "[--json] [-r] [--size] [--closure-size] PATH...",
+	  "show metadata of valid store paths" },
+	{ "gc", cmd_gc, "[--dry-run] [--max-freed SIZE] [--json]",
+	  "delete store paths that no garbage-collector root reaches" },
+	{ "store verify", cmd_store_verify, "[--check-contents] [--repair] [--json]",
+	  "check that registered paths exist, are intact and consistent" },
+	{ "store roots", cmd_store_roots, "[--json]", "list the garbage-collector roots" },
+	{ "store delete", cmd_store_delete, "[--json] PATH...",
+	  "delete dead store paths (and the dead paths that refer to them)" },
 	{ "show-config", cmd_show_config, "[--json] [NAME...]",
 	  "print every setting with its effective value and where it came from" },
 	{ "derivation show", cmd_derivation_show, "[--aterm] [--inputs DIR] FILE...",
 	  "print derivations as Nix 2.8's JSON (or as ATerm)" },
 	{ "derivation paths", cmd_derivation_paths, "[--json] [--inputs DIR] FILE...",
 	  "compute the output paths and the .drv path of derivations" },
+	{ "nar dump", cmd_nar_dump, "PATH",
+	  "write the NAR serialisation of PATH to standard output" },
+	{ "nar restore", cmd_nar_restore, "[--max-size SIZE] DIR",
+	  "unpack a NAR read from standard input into DIR, which must not exist" },
+	{ "nar hash", cmd_nar_hash, "[--json] PATH...",
+	  "print the SHA-256 of the NAR of each PATH as sha256:<base-32>" },
+	{ "hash file", cmd_hash_file,
+	  "[--type ALGO] [--sri|--base16|--base32|--base64] [--json] PATH...",
+	  "print the hash of the contents of each file (default: SHA-256, SRI)" },
+	{ "hash path", cmd_hash_path,
+	  "[--type ALGO] [--sri|--base16|--base32|--base64] [--json] PATH...",
+	  "print the hash of the NAR of each PATH (default: SHA-256, SRI)" },
 };
 
 static const struct cli_command *find_command(int argc, char **argv, int *ret_words)

@@ -88,6 +88,8 @@ struct settings {
 	int64_t max_connections;
 
 	bool fsync_metadata;
+	bool keep_outputs;
+	bool keep_derivations;
 
 	/* Where each value came from, indexed like the descriptor table. */
 	enum setting_origin *origins;

@@ -1,6 +1,8 @@
 # Unit tests (CUnit, exit 0/1/77/99) and integration tests (TAP shell scripts).
 TEST_EXTENSIONS = .sh
 SH_LOG_DRIVER = env AM_TAP_AWK='$(AWK)' $(SHELL) $(top_srcdir)/build-aux/tap-driver.sh
+# Integration scripts fork and exec a lot: leak checking stays with the unit tests.
+SH_LOG_COMPILER = env ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 $(SHELL)
 AM_TESTS_ENVIRONMENT = \
 	export abs_top_builddir='$(abs_top_builddir)' abs_top_srcdir='$(abs_top_srcdir)' \
 	NIB='$(abs_top_builddir)/nib' NIB_DAEMON_BIN='$(abs_top_builddir)/nib-daemon' \
@@ -18,7 +20,16 @@ UNIT_TESTS = \
 	%reldir%/unit/test-hash \
 	%reldir%/unit/test-path \
 	%reldir%/unit/test-derivation \
-	%reldir%/unit/test-settings
+	%reldir%/unit/test-settings \
+	%reldir%/unit/test-db \
+	%reldir%/unit/test-store \
+	%reldir%/unit/test-gc \
+	%reldir%/unit/test-nar \
+	%reldir%/unit/test-refscan \
+	%reldir%/unit/test-seccomp \
+	%reldir%/unit/test-cgroup \
+	%reldir%/unit/test-sandbox \
+	%reldir%/unit/test-protocol
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 
@@ -40,13 +51,64 @@ TESTS += $(UNIT_TESTS)
 %canon_reldir%_unit_test_settings_SOURCES = %reldir%/unit/test-settings.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_settings_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_settings_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_db_SOURCES = %reldir%/unit/test-db.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_db_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_db_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_store_SOURCES = %reldir%/unit/test-store.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_store_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_store_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_gc_SOURCES = %reldir%/unit/test-gc.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_gc_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_gc_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_nar_SOURCES = %reldir%/unit/test-nar.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_nar_CPPFLAGS = $(UNITCPPFLAGS) \
+	-DNIB_TEST_DATA_DIR='"$(abs_top_srcdir)/tests/data"'
+%canon_reldir%_unit_test_nar_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_refscan_SOURCES = %reldir%/unit/test-refscan.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_refscan_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_refscan_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_seccomp_SOURCES = %reldir%/unit/test-seccomp.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_seccomp_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_seccomp_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_cgroup_SOURCES = %reldir%/unit/test-cgroup.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_cgroup_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_cgroup_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_sandbox_SOURCES = %reldir%/unit/test-sandbox.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_sandbox_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_sandbox_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_protocol_SOURCES = %reldir%/unit/test-protocol.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_protocol_CPPFLAGS = $(UNITCPPFLAGS) -DABS_TOP_SRCDIR='"$(abs_top_srcdir)"'
+%canon_reldir%_unit_test_protocol_LDADD = $(UNITLDADD)
 endif
+
+# Test helpers the integration tests run.
+check_PROGRAMS += %reldir%/helpers/sandbox-run
+%canon_reldir%_helpers_sandbox_run_SOURCES = %reldir%/helpers/sandbox-run.c
+%canon_reldir%_helpers_sandbox_run_CPPFLAGS = $(AM_CPPFLAGS) $(NIB_DEPCFLAGS)
+%canon_reldir%_helpers_sandbox_run_LDADD = $(NIB_LIBS)
+# Runs inside sandboxes: static, without sanitizers.
+check_PROGRAMS += %reldir%/helpers/syscall-probe
+%canon_reldir%_helpers_syscall_probe_SOURCES = %reldir%/helpers/syscall-probe.c
+%canon_reldir%_helpers_syscall_probe_CFLAGS = $(WARN_CFLAGS)
+%canon_reldir%_helpers_syscall_probe_LDFLAGS = -static
 
 INTEGRATION_TESTS = \
 	%reldir%/integration/t0001-cli.sh \
-	%reldir%/integration/t0200-derivation.sh
+	%reldir%/integration/t0200-derivation.sh \
+	%reldir%/integration/t0201-add.sh \
+	%reldir%/integration/t0202-path-info.sh \
+	%reldir%/integration/t0203-gc.sh \
+	%reldir%/integration/t0204-verify.sh \
+	%reldir%/integration/t0205-store-errors.sh \
+	%reldir%/integration/t0206-concurrent-writers.sh \
+	%reldir%/integration/t0207-crash-safety.sh \
+	%reldir%/integration/t0100-nar.sh \
+	%reldir%/integration/t0300-sandbox-isolation.sh \
+	%reldir%/integration/t0301-sandbox-uid-range.sh \
+	%reldir%/integration/t0302-sandbox-limits.sh
 TESTS += $(INTEGRATION_TESTS)
-EXTRA_DIST += $(INTEGRATION_TESTS) %reldir%/integration/lib.sh %reldir%/data/derivations
+EXTRA_DIST += $(INTEGRATION_TESTS) %reldir%/integration/lib.sh %reldir%/data/nar %reldir%/data/derivations \
+	%reldir%/integration/sandbox-lib.sh
 
 # Fuzz targets: tests/fuzz/fuzz-NAME.c defines LLVMFuzzerTestOneInput.  With
 # --enable-fuzzing they link libFuzzer; otherwise replay.c provides main() and
@@ -68,4 +130,5 @@ include %reldir%/fuzz/local.mk
 
 check_PROGRAMS += $(FUZZ_TARGETS)
 TESTS += %reldir%/fuzz/run-corpora.sh
-EXTRA_DIST += %reldir%/fuzz/run-corpora.sh %reldir%/fuzz/corpus
+EXTRA_DIST += %reldir%/fuzz/run-corpora.sh %reldir%/fuzz/corpus %reldir%/fuzz/nar.dict
+EXTRA_DIST += %reldir%/data/protocol
