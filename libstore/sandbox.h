@@ -31,6 +31,9 @@
  *   /sys              uid-range builds only: sysfs (read-only if the kernel
  *                     refuses read-write), and cgroup2 at /sys/fs/cgroup when
  *                     the build has a v2 cgroup (delegated, own namespace).
+ *                     sysfs needs the build's own network namespace, so a
+ *                     uid-range build with SANDBOX_NETWORK fails ("sandbox
+ *                     setup failed at 'mounting /sys'").
  *
  * then pivot_root (never chroot: it would forbid nested user namespaces),
  * hostname "localhost", loopback up, supplementary groups dropped,

@@ -66,7 +66,7 @@ like "connected, with the host's resolver files" "$(echo $OUT)" "^ok .*nsswitch.
 run_fails "a missing builder" 125 sb $SLOT -- /no/such/builder
 like "is named" "$ERR" "cannot execute builder '/no/such/builder': No such file or directory"
 run_fails "a setup failure" 125 "$SANDBOX_RUN" --uid "$FIRST" --root-dir /nonexistent-nib-root --bind /bin/sh=$BUSYBOX -- /bin/sh -c true
-like "names the step" "$ERR" "sandbox setup failed at 'mounting the root tmpfs on '/nonexistent-nib-root'': No such file or directory"
+like "names the step" "$ERR" "sandbox setup failed at 'mounting the root tmpfs on /nonexistent-nib-root': No such file or directory"
 run_fails "the builder's exit status passes through" 3 sb $SLOT -- /bin/sh -c 'exit 3'
 
 done_testing

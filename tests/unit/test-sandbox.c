@@ -268,8 +268,7 @@ static void test_errors(void)
 		CU_ASSERT_EQUAL(e->sys_errno, ENOENT);
 		CU_ASSERT_STRING_EQUAL(e->msg,
 				       "sandbox setup failed at 'mounting the root tmpfs on "
-				       "'/nonexistent-nib-root'': No such file or "
-				       "directory");
+				       "/nonexistent-nib-root': No such file or directory");
 	}
 	CU_ASSERT_PTR_NULL(sb);
 }
