@@ -37,7 +37,7 @@
 #include "banned.h"
 
 #define N_INPUTS 10
-#define FIRST_ID (872415232U + 127U * 262144U)
+#define FIRST_ID (0x70000000U + 127U * 262144U)
 
 static int cmp_u64(const void *a, const void *b)
 {

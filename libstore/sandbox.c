@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -982,28 +983,58 @@ static int validate_spec(const struct sandbox_spec *spec, struct nib_error **err
 	return 0;
 }
 
-/* Give the directories the owners the builder needs (root callers only). */
+static int dir_is_empty(int fd)
+{
+	cleanup_dir DIR *d = NULL;
+	struct dirent *de;
+	int fd2 = dup(fd);
+
+	if (fd2 < 0)
+		return -1;
+	d = fdopendir(fd2);
+	if (d == NULL) {
+		close(fd2);
+		return -1;
+	}
+	while ((errno = 0, de = readdir(d)) != NULL)
+		if (!STREQ(de->d_name, ".") && !STREQ(de->d_name, ".."))
+			return 0;
+	return errno != 0 ? -1 : 1;
+}
+
+/*
+ * Check the host directories and give them the owners the builder needs
+ * (when we are root; a rootless caller owns them already).  The output
+ * directory must be empty: the child creates mountpoints in it before the
+ * builder runs, and leftovers of an earlier build (a symlink named like an
+ * input) must not be able to redirect that.
+ */
 static int prepare_host_dirs(const struct sandbox_spec *spec, struct nib_error **err)
 {
 	cleanup_close int bfd = -1, ofd = -1;
+	bool root = geteuid() == 0;
+	int r;
 
-	if (geteuid() != 0)
-		return 0; /* rootless: the directories are already the caller's */
 	bfd = open(spec->build_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (bfd < 0)
 		return nib_error_errno(err, "cannot open build directory '%s'", spec->build_dir);
-	if (fchown(bfd, spec->host_uid, spec->host_gid) < 0 || fchmod(bfd, 0700) < 0)
+	if (root && (fchown(bfd, spec->host_uid, spec->host_gid) < 0 || fchmod(bfd, 0700) < 0))
 		return nib_error_errno(err, "cannot hand build directory '%s' to the builder",
 				       spec->build_dir);
-	if (spec->output_dir != NULL) {
-		ofd = open(spec->output_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (ofd < 0)
-			return nib_error_errno(err, "cannot open output directory '%s'",
-					       spec->output_dir);
-		if (fchown(ofd, 0, spec->host_gid) < 0 || fchmod(ofd, 01775) < 0)
-			return nib_error_errno(err, "cannot prepare output directory '%s'",
-					       spec->output_dir);
-	}
+	if (spec->output_dir == NULL)
+		return 0;
+	ofd = open(spec->output_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (ofd < 0)
+		return nib_error_errno(err, "cannot open output directory '%s'", spec->output_dir);
+	r = dir_is_empty(ofd);
+	if (r < 0)
+		return nib_error_errno(err, "cannot read output directory '%s'", spec->output_dir);
+	if (r == 0)
+		return nib_error_set(err, NIB_E_INVALID, 0, "output directory '%s' is not empty",
+				     spec->output_dir);
+	if (root && (fchown(ofd, 0, spec->host_gid) < 0 || fchmod(ofd, 01775) < 0))
+		return nib_error_errno(err, "cannot prepare output directory '%s'",
+				       spec->output_dir);
 	return 0;
 }
 

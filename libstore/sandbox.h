@@ -48,13 +48,21 @@
  * modes files the builder creates are owned by host_uid/host_gid (or higher
  * IDs of the range in uid-range builds) on the host.
  *
- * Outputs.  output_dir must be a directory on the same filesystem as the
- * real store (so outputs can be renamed into place) inside a directory only
- * root can traverse; sandbox_spawn sets it to root:host_gid mode 1775.  The
- * builder creates <store_dir>/<name> there.  Mountpoints for binds under
+ * Outputs.  output_dir must be an empty directory on the same filesystem as
+ * the real store (so outputs can be renamed into place) inside a directory
+ * only root can traverse; sandbox_spawn sets it to root:host_gid mode 1775.
+ * The builder creates <store_dir>/<name> there.  Mountpoints for binds under
  * store_dir are created in output_dir too (empty files/directories owned by
- * the build user); after the build the caller renames the declared outputs
- * out and removes the whole output_dir.
+ * the build user, one per input, as in Nix); after the build the caller
+ * renames the declared outputs out and removes the whole output_dir, which
+ * it may do later, off the build's critical path (on a slow disk, removing
+ * the mountpoints of a large closure takes milliseconds per input).
+ *
+ * Read-only inputs.  Ordinary builds cannot change any mount (no
+ * capabilities; in a nested user namespace the mounts are locked).  A
+ * uid-range build is root of the namespace that made the mounts and could
+ * remount an input read-write, as under Nix; store files stay protected by
+ * their owner and mode (root, which is not mapped, 0444/0555).
  *
  * Failures inside the child before exec (including "builder not found") are
  * sent to the parent and returned by sandbox_spawn as

@@ -5,7 +5,7 @@
 . "$(dirname "$0")/sandbox-lib.sh"
 
 require_sandbox
-plan 39
+plan 41
 
 SLOT=100
 FIRST=$(slot_first_id $SLOT)
@@ -38,6 +38,8 @@ run_ok "inputs readable" sb $SLOT "${INPUTS[@]}" -- /bin/sh -c 'cat /nib/store/a
 is "input content and symlink input" "$OUT" "$(printf 'data\naaa-input')"
 run_fails "inputs are read-only" 1 sb $SLOT "${INPUTS[@]}" -- /bin/sh -c 'echo x >/nib/store/aaa-input/file'
 like "write to an input fails" "$ERR" "Read-only file system"
+run_ok "inputs cannot be remounted" sb $SLOT "${INPUTS[@]}" -- /bin/sh -c 'mount -o remount,bind,rw /nib/store/aaa-input 2>/dev/null; echo $?; unshare -U -r -m /bin/sh -c "mount -o remount,bind,rw /nib/store/aaa-input 2>/dev/null; echo \$?"'
+is "neither directly nor from a nested user namespace (locked)" "$(echo $OUT)" "1 1"
 run_fails "the root is read-only" 1 sb $SLOT -- /bin/sh -c 'echo x >>/etc/passwd'
 run_ok "/build and /tmp are writable" sb $SLOT -- /bin/sh -c 'echo a >/build/a && echo b >/tmp/b && stat -c "%a %U" /build /tmp'
 is "/build 700 nixbld, /tmp 1777" "$OUT" "$(printf '700 nixbld\n1777 nixbld')"

@@ -175,6 +175,7 @@ static void test_live(void)
 	CU_ASSERT_EQUAL(cgroup_build_destroy(cg, &e), 0);
 	CU_ASSERT_PTR_NULL(e);
 	CU_ASSERT_EQUAL(stat(cgroup_build_v2_path(cg), &sb), -1);
+	cgroup_build_free(TAKE_PTR(cg));
 
 	/* Leftover of a crashed build: removed, then reported absent. */
 	CU_ASSERT_EQUAL(cgroup_build_create(r, name, NULL, &cg, &e), 0);
