@@ -498,7 +498,6 @@ static void build_root(struct child *c)
 	CHECK(c, mkdir("dev/shm", 0755));
 	CHECK(c, mkdir("proc", 0555));
 	CHECK(c, mkdir("tmp", 01777));
-	CHECK(c, chmod("tmp", 01777));
 	if (p->uid_range)
 		CHECK(c, mkdir("sys", 0555));
 	CHECK(c, symlink("/proc/self/fd", "dev/fd"));
@@ -509,7 +508,6 @@ static void build_root(struct child *c)
 	STEP(c, "creating the store directory", p->store_rel);
 	CHECK(c, make_parents(p->store_rel));
 	CHECK(c, mkdir(p->store_rel, 01775));
-	CHECK(c, chmod(p->store_rel, 01775));
 	STEP(c, "writing", "/etc/passwd");
 	CHECK(c, write_file("etc/passwd", p->passwd, 0644));
 	STEP(c, "writing", "/etc/group");
@@ -583,6 +581,8 @@ static __attribute__((noreturn)) void run_child(const struct plan *p)
 	ssize_t n;
 
 	reset_signals();
+	/* The skeleton's modes are the ones given, whatever the caller's umask. */
+	umask(0);
 
 	STEP(&c, "waiting for the parent", NULL);
 	do

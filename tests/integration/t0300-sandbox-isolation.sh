@@ -5,7 +5,7 @@
 . "$(dirname "$0")/sandbox-lib.sh"
 
 require_sandbox
-plan 41
+plan 42
 
 SLOT=100
 FIRST=$(slot_first_id $SLOT)
@@ -31,7 +31,9 @@ like "store holds only the inputs" "$(echo $OUT)" "proc tmp aaa-input bbb-link f
 like "minimal /dev" "$(echo $OUT)" "fd full null ptmx pts random shm stderr stdin stdout tty urandom zero"
 run_ok "host files are invisible" sb $SLOT -- /bin/sh -c "test ! -e /etc/shadow && test ! -e '$TEST_ROOT' && test ! -e /usr && test ! -e /home && echo invisible"
 is "no /etc/shadow, no test root, no /usr" "$OUT" "invisible"
-run_ok "generated /etc" sb $SLOT -- /bin/sh -c 'cat /etc/passwd /etc/group /etc/hosts'
+with_umask_077() { (umask 077 && "$@"); }
+run_ok "generated /etc, whatever the caller's umask" with_umask_077 sb $SLOT -- /bin/sh -c 'stat -c %a /etc/passwd /tmp; cat /etc/passwd /etc/group /etc/hosts'
+like "modes are Nix's" "$(echo $OUT)" "^644 1777 "
 like "passwd has nixbld" "$OUT" "^nixbld:x:1000:100:Nix build user:/build:/noshell$"
 like "hosts has localhost" "$OUT" "^127.0.0.1 localhost$"
 run_ok "inputs readable" sb $SLOT "${INPUTS[@]}" -- /bin/sh -c 'cat /nib/store/aaa-input/file; readlink /nib/store/bbb-link'
