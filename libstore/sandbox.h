@@ -18,7 +18,9 @@
  *                     private root when output_dir is NULL.
  *   <store paths>     every bind (inputs, sandbox-paths), read-only, nosuid,
  *                     and nodev unless the source is a device.
- *   /build            spec->build_dir, read-write.
+ *   /build            spec->build_dir, read-write; sandbox_spawn makes it
+ *                     host_uid:host_gid mode 0700 (files the caller puts
+ *                     there beforehand should be readable by that user).
  *   /tmp              writable, mode 1777, part of the private tmpfs.
  *   /proc             fresh, for the build's PID namespace.
  *   /dev              null zero full random urandom tty bound from the host,
@@ -64,10 +66,10 @@
  * remount an input read-write, as under Nix; store files stay protected by
  * their owner and mode (root, which is not mapped, 0444/0555).
  *
- * Failures inside the child before exec (including "builder not found") are
- * sent to the parent and returned by sandbox_spawn as
- * "sandbox setup failed at 'mounting /proc': Permission denied" errors; a
- * sandbox is never silently weakened.
+ * Failures inside the child before exec are sent to the parent and returned
+ * by sandbox_spawn: "sandbox setup failed at 'mounting /proc': Permission
+ * denied", or "cannot execute builder '/bin/x': No such file or directory"
+ * (NIB_E_SYS, sys_errno set).  A sandbox is never silently weakened.
  *
  * The calling process must be single-threaded when it calls sandbox_spawn
  * (the child is created with a raw clone).
