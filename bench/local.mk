@@ -1,6 +1,6 @@
 # Benchmarks: programs that print figures next to a reference measured in the
 # same run, and the scripts that run them (bench/*.sh).
-EXTRA_DIST += %reldir%/README.md %reldir%/store.sh %reldir%/aterm.sh
+EXTRA_DIST += %reldir%/README.md %reldir%/store.sh %reldir%/aterm.sh %reldir%/sandbox.sh
 
 # Store benchmark: bench/store.sh runs it (and Nix, when installed, on the same work).
 noinst_PROGRAMS += %reldir%/store-bench
@@ -20,3 +20,9 @@ noinst_PROGRAMS += %reldir%/aterm-bench
 %canon_reldir%_aterm_bench_SOURCES = %reldir%/aterm-bench.c
 %canon_reldir%_aterm_bench_CPPFLAGS = $(AM_CPPFLAGS) $(NIB_DEPCFLAGS)
 %canon_reldir%_aterm_bench_LDADD = $(NIB_LIBS)
+
+# Sandbox benchmark: bench/sandbox.sh runs it (bubblewrap, when installed, in the same run).
+noinst_PROGRAMS += %reldir%/sandbox-bench
+%canon_reldir%_sandbox_bench_SOURCES = %reldir%/sandbox-bench.c
+%canon_reldir%_sandbox_bench_CPPFLAGS = $(AM_CPPFLAGS) $(NIB_DEPCFLAGS)
+%canon_reldir%_sandbox_bench_LDADD = $(NIB_LIBS)

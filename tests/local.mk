@@ -96,6 +96,9 @@ check_PROGRAMS += %reldir%/helpers/syscall-probe
 %canon_reldir%_helpers_syscall_probe_SOURCES = %reldir%/helpers/syscall-probe.c
 %canon_reldir%_helpers_syscall_probe_CFLAGS = $(WARN_CFLAGS)
 %canon_reldir%_helpers_syscall_probe_LDFLAGS = -static
+# Fakes an older kernel for the fallback tests.
+check_PROGRAMS += %reldir%/helpers/enosys
+%canon_reldir%_helpers_enosys_SOURCES = %reldir%/helpers/enosys.c
 
 INTEGRATION_TESTS = \
 	%reldir%/integration/t0001-cli.sh \
@@ -111,6 +114,7 @@ INTEGRATION_TESTS = \
 	%reldir%/integration/t0300-sandbox-isolation.sh \
 	%reldir%/integration/t0301-sandbox-uid-range.sh \
 	%reldir%/integration/t0302-sandbox-limits.sh \
+	%reldir%/integration/t0303-sandbox-fallbacks.sh \
 	%reldir%/integration/t0050-slots.sh \
 	%reldir%/integration/t0051-slots-crash.sh
 TESTS += $(INTEGRATION_TESTS)
