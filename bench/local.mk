@@ -26,3 +26,6 @@ noinst_PROGRAMS += %reldir%/sandbox-bench
 %canon_reldir%_sandbox_bench_SOURCES = %reldir%/sandbox-bench.c
 %canon_reldir%_sandbox_bench_CPPFLAGS = $(AM_CPPFLAGS) $(NIB_DEPCFLAGS)
 %canon_reldir%_sandbox_bench_LDADD = $(NIB_LIBS)
+
+# NAR throughput: bench/nar-bench.sh (against openssl dgst in the same run).
+EXTRA_DIST += %reldir%/nar-bench.sh
