@@ -19,9 +19,11 @@
 #include "banned.h"
 
 static const struct cli_command commands[] = {
-	{ "add", cmd_add, "[--name NAME] [--add-root LINK] [--json] PATH...",
+	{ "add", cmd_add,
+	  "[--name NAME] [--add-root LINK] [--text [--ref PATH]...] [--json] PATH...",
 	  "copy files or directories into the store and print their store paths" },
-	{ "path-info", cmd_path_info, "[--json] [-r] [--size] [--closure-size] PATH...",
+	{ "path-info", cmd_path_info,
+	  "[--json] [-r] [--size] [--closure-size] [--references|--referrers|--deriver] PATH...",
 	  "show metadata of valid store paths" },
 	{ "gc", cmd_gc, "[--dry-run] [--max-freed SIZE] [--json]",
 	  "delete store paths that no garbage-collector root reaches" },
@@ -30,8 +32,12 @@ static const struct cli_command commands[] = {
 	{ "store roots", cmd_store_roots, "[--json]", "list the garbage-collector roots" },
 	{ "store delete", cmd_store_delete, "[--json] PATH...",
 	  "delete dead store paths (and the dead paths that refer to them)" },
+	{ "store register", cmd_store_register, "[--hash-given] < LIST",
+	  "register paths already in the store directory (nix-store --register-validity)" },
 	{ "show-config", cmd_show_config, "[--json] [NAME...]",
 	  "print every setting with its effective value and where it came from" },
+	{ "derivation add", cmd_derivation_add, "[--json] [FILE|-]",
+	  "store a derivation (ATerm or JSON), computing or checking its output paths" },
 	{ "derivation show", cmd_derivation_show, "[--aterm] [--inputs DIR] FILE...",
 	  "print derivations as Nix 2.8's JSON (or as ATerm)" },
 	{ "derivation paths", cmd_derivation_paths, "[--json] [--inputs DIR] FILE...",

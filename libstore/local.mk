@@ -19,6 +19,7 @@ noinst_LIBRARIES += %reldir%/libstore.a
 	%reldir%/store.c %reldir%/store.h %reldir%/store-internal.h \
 	%reldir%/local-store.c %reldir%/local-store.h %reldir%/local-store-internal.h \
 	%reldir%/gc.c %reldir%/verify.c \
+	%reldir%/store-derivation.c %reldir%/store-derivation.h \
 	%reldir%/nar.c %reldir%/nar.h \
 	%reldir%/refscan.c %reldir%/refscan.h \
 	%reldir%/seccomp.c %reldir%/seccomp.h \

@@ -110,6 +110,7 @@ INTEGRATION_TESTS = \
 	%reldir%/integration/t0205-store-errors.sh \
 	%reldir%/integration/t0206-concurrent-writers.sh \
 	%reldir%/integration/t0207-crash-safety.sh \
+	%reldir%/integration/t0208-derivation-add.sh \
 	%reldir%/integration/t0100-nar.sh \
 	%reldir%/integration/t0300-sandbox-isolation.sh \
 	%reldir%/integration/t0301-sandbox-uid-range.sh \
@@ -118,6 +119,8 @@ INTEGRATION_TESTS = \
 	%reldir%/integration/t0050-slots.sh \
 	%reldir%/integration/t0051-slots-crash.sh
 TESTS += $(INTEGRATION_TESTS)
+# Run by hand against Debian's nix-bin (docs/interop-store.md); never by make check.
+EXTRA_DIST += %reldir%/interop/store-nix.sh docs/interop-store.md
 EXTRA_DIST += $(INTEGRATION_TESTS) %reldir%/integration/lib.sh %reldir%/data/nar %reldir%/data/derivations \
 	%reldir%/integration/sandbox-lib.sh
 
