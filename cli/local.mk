@@ -13,4 +13,5 @@ nib_SOURCES = \
 	%reldir%/cmd-gc.c \
 	%reldir%/cmd-store.c \
 	%reldir%/cmd-nar.c \
-	%reldir%/cmd-hash.c
+	%reldir%/cmd-hash.c \
+	%reldir%/cmd-slots.c

@@ -25,4 +25,5 @@ noinst_LIBRARIES += %reldir%/libstore.a
 	%reldir%/seccomp.c %reldir%/seccomp.h \
 	%reldir%/cgroup.c %reldir%/cgroup.h \
 	%reldir%/sandbox.c %reldir%/sandbox.h \
-	%reldir%/protocol.c %reldir%/protocol.h
+	%reldir%/protocol.c %reldir%/protocol.h \
+	%reldir%/uid-pool.c %reldir%/uid-pool.h %reldir%/uid-pool-internal.h

@@ -5,6 +5,14 @@
  * file contents are read straight into that buffer, so each byte is copied
  * once (kernel to buffer) and then hashed or written in large blocks.
  *
+ * For trees (and big files) the walk runs in a short-lived helper thread
+ * that fills a small ring of buffers while the calling thread passes full
+ * ones to the sink: the per-file system calls (open, fstat, read, close),
+ * which cost as much as hashing on trees of small files, then overlap with
+ * the hashing.  The sink is only ever called from the caller's thread, the
+ * helper blocks all signals and is joined before nar_dump_at returns, and
+ * if it cannot be started the dump runs in the caller's thread.
+ *
  * Restoring parses strictly: only the canonical serialisation is accepted,
  * so an archive that restores without error dumps back to the same bytes.
  * Every node is created relative to its parent's directory fd with
@@ -17,6 +25,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +43,11 @@
 /* Large enough to amortise syscalls and hash calls, small enough for L2. */
 #define NAR_BUF_SIZE ((size_t)256 * 1024)
 #define NAR_DENTS_SIZE ((size_t)32 * 1024)
+/* Buffers in the ring between the walking thread and the sink. */
+#define NAR_RELAY_BUFS 4
+/* Regular files smaller than this are dumped without a helper thread. */
+#define NAR_THREAD_MIN_FILE ((uint64_t)4 << 20)
+#define NAR_THREAD_STACK ((size_t)8 << 20)
 #define NAR_DUMP_MAX_DEPTH 4096
 #define NAR_DEFAULT_MAX_DEPTH 1024
 /* Longest keyword of the format ("nix-archive-1", "executable"). */
@@ -48,13 +63,18 @@ static inline size_t pad_len(uint64_t n)
 /* ------------------------------------------------------------------ */
 /* Writing */
 
+struct relay;
+
 struct writer {
 	nar_sink_fn sink;
 	void *userdata;
+	struct relay *relay; /* when set, full buffers go to the relay, not the sink */
 	unsigned char *buf;
 	size_t len;
 	size_t cap;
 };
+
+static int relay_flush(struct writer *w, struct nib_error **err);
 
 static int w_flush(struct writer *w, struct nib_error **err)
 {
@@ -62,19 +82,27 @@ static int w_flush(struct writer *w, struct nib_error **err)
 
 	if (n == 0)
 		return 0;
+	if (w->relay != NULL)
+		return relay_flush(w, err);
 	w->len = 0;
 	return w->sink(w->userdata, w->buf, n, err);
 }
 
 static int w_add(struct writer *w, const void *data, size_t n, struct nib_error **err)
 {
-	if (n > w->cap - w->len) {
+	const unsigned char *p = data;
+
+	while (n > w->cap - w->len) {
+		size_t k = w->cap - w->len;
+
+		memcpy(w->buf + w->len, p, k);
+		w->len += k;
+		p += k;
+		n -= k;
 		if (w_flush(w, err) < 0)
 			return -1;
-		if (n >= w->cap)
-			return w->sink(w->userdata, data, n, err);
 	}
-	memcpy(w->buf + w->len, data, n);
+	memcpy(w->buf + w->len, p, n);
 	w->len += n;
 	return 0;
 }
@@ -324,6 +352,155 @@ static int dump_node(struct dumper *d, int dirfd, const char *name, unsigned cha
 	}
 }
 
+/* The whole archive: magic, the node, and the last partial buffer. */
+static int dump_all(struct dumper *d, int dirfd, const char *path, unsigned char dtype,
+		    struct nib_error **err)
+{
+	if (w_tok(&d->w, NAR_MAGIC, err) < 0 || dump_node(d, dirfd, path, dtype, 0, err) < 0)
+		return -1;
+	return w_flush(&d->w, err);
+}
+
+/*
+ * The ring: the walker fills bufs[(head + count) % N] and then counts it in;
+ * the caller's thread passes bufs[head] to the sink and then counts it out.
+ * A buffer being filled is never counted, one being sunk always is, so the
+ * two never touch the same buffer.
+ */
+struct relay {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned char *bufs[NAR_RELAY_BUFS];
+	size_t lens[NAR_RELAY_BUFS];
+	unsigned head, count;
+	bool done;	/* the walker has finished (result says how) */
+	bool cancelled; /* the sink failed: the walker should stop */
+	int result;
+	struct nib_error *error;
+	/* what to dump */
+	struct dumper *d;
+	int dirfd;
+	const char *path;
+	unsigned char dtype;
+};
+
+static int relay_flush(struct writer *w, struct nib_error **err)
+{
+	struct relay *r = w->relay;
+	unsigned slot;
+	bool cancelled;
+
+	pthread_mutex_lock(&r->lock);
+	r->lens[(r->head + r->count) % NAR_RELAY_BUFS] = w->len;
+	r->count++;
+	pthread_cond_broadcast(&r->cond);
+	while (r->count == NAR_RELAY_BUFS && !r->cancelled)
+		pthread_cond_wait(&r->cond, &r->lock);
+	slot = (r->head + r->count) % NAR_RELAY_BUFS;
+	cancelled = r->cancelled;
+	pthread_mutex_unlock(&r->lock);
+	/* The sink's error is the one reported; this one only stops the walk. */
+	if (cancelled)
+		return nib_error_set(err, NIB_E_SYS, ECANCELED, "archiving stopped");
+	w->buf = r->bufs[slot];
+	w->len = 0;
+	return 0;
+}
+
+static void *relay_walker(void *arg)
+{
+	struct relay *r = arg;
+	int ret = dump_all(r->d, r->dirfd, r->path, r->dtype, &r->error);
+
+	pthread_mutex_lock(&r->lock);
+	r->result = ret;
+	r->done = true;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+/* Run the walk in a helper thread; returns 1 if the thread could not start. */
+static int dump_relayed(struct dumper *d, int dirfd, const char *path, unsigned char dtype,
+			nar_sink_fn sink, void *userdata, struct nib_error **err)
+{
+	struct relay r = {
+		.lock = PTHREAD_MUTEX_INITIALIZER,
+		.cond = PTHREAD_COND_INITIALIZER,
+		.d = d,
+		.dirfd = dirfd,
+		.path = path,
+		.dtype = dtype,
+	};
+	cleanup_error struct nib_error *sink_err = NULL;
+	sigset_t all, old;
+	pthread_attr_t attr;
+	pthread_t th;
+	int ret;
+
+	r.bufs[0] = d->w.buf;
+	for (unsigned i = 1; i < NAR_RELAY_BUFS; i++)
+		r.bufs[i] = xmalloc(NAR_BUF_SIZE);
+	d->w.relay = &r;
+	/* The helper inherits a mask blocking everything: signals stay with the caller. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	/* The walk recurses once per directory level; do not depend on RLIMIT_STACK. */
+	ret = pthread_attr_init(&attr);
+	if (ret == 0) {
+		ret = pthread_attr_setstacksize(&attr, NAR_THREAD_STACK);
+		if (ret == 0)
+			ret = pthread_create(&th, &attr, relay_walker, &r);
+		pthread_attr_destroy(&attr);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ret != 0) {
+		for (unsigned i = 1; i < NAR_RELAY_BUFS; i++)
+			free(r.bufs[i]);
+		d->w.relay = NULL;
+		return 1;
+	}
+
+	pthread_mutex_lock(&r.lock);
+	for (;;) {
+		unsigned idx;
+
+		while (r.count == 0 && !r.done)
+			pthread_cond_wait(&r.cond, &r.lock);
+		if (r.count == 0)
+			break;
+		idx = r.head;
+		pthread_mutex_unlock(&r.lock);
+		if (sink_err == NULL && sink(userdata, r.bufs[idx], r.lens[idx], &sink_err) < 0) {
+			if (sink_err == NULL)
+				nib_error_set(&sink_err, NIB_E_SYS, 0, "cannot write archive");
+		}
+		pthread_mutex_lock(&r.lock);
+		if (sink_err != NULL)
+			r.cancelled = true;
+		r.head = (r.head + 1) % NAR_RELAY_BUFS;
+		r.count--;
+		pthread_cond_broadcast(&r.cond);
+	}
+	pthread_mutex_unlock(&r.lock);
+	pthread_join(th, NULL);
+
+	/* bufs[0] is d->w.buf's original allocation, freed by the caller. */
+	for (unsigned i = 1; i < NAR_RELAY_BUFS; i++)
+		free(r.bufs[i]);
+	d->w.relay = NULL;
+	if (sink_err != NULL) {
+		nib_error_free(r.error);
+		return nib_error_move(err, &sink_err);
+	}
+	if (r.result < 0) {
+		if (r.error == NULL)
+			return nib_error_set(err, NIB_E_SYS, 0, "cannot archive '%s'", path);
+		return nib_error_move(err, &r.error);
+	}
+	return 0;
+}
+
 int nar_dump_at(int dirfd, const char *path, nar_sink_fn sink, void *userdata,
 		struct nib_error **err)
 {
@@ -334,14 +511,25 @@ int nar_dump_at(int dirfd, const char *path, nar_sink_fn sink, void *userdata,
 		.path = STRBUF_INIT,
 		.dents = dents,
 	};
-	int r;
+	unsigned char dtype = DT_UNKNOWN;
+	struct stat st;
+	int r = 1;
 
 	strbuf_addstr(&d.path, path);
-	r = w_tok(&d.w, NAR_MAGIC, err);
-	if (r == 0)
-		r = dump_node(&d, dirfd, path, DT_UNKNOWN, 0, err);
-	if (r == 0)
-		r = w_flush(&d.w, err);
+	/* A helper thread pays off for trees and big files, not for one small file. */
+	if (fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (S_ISDIR(st.st_mode))
+			dtype = DT_DIR;
+		else if (S_ISREG(st.st_mode))
+			dtype = DT_REG;
+		else if (S_ISLNK(st.st_mode))
+			dtype = DT_LNK;
+		if (S_ISDIR(st.st_mode) ||
+		    (S_ISREG(st.st_mode) && (uint64_t)st.st_size >= NAR_THREAD_MIN_FILE))
+			r = dump_relayed(&d, dirfd, path, dtype, sink, userdata, err);
+	}
+	if (r > 0)
+		r = dump_all(&d, dirfd, path, dtype, err);
 	strbuf_release(&d.path);
 	return r;
 }

@@ -30,7 +30,12 @@ typedef ssize_t (*nar_source_fn)(void *userdata, void *buf, size_t len, struct n
 /*
  * Serialise dirfd/path (AT_FDCWD allowed; path may be absolute) to sink.
  * Never follows symlinks; anything but a regular file, directory or symlink
- * is an error naming it.  Streams: memory use does not grow with file size.
+ * is an error naming it.  Streams: memory use does not grow with file size
+ * (about 1 MiB of buffers, plus the names of one directory per level).
+ * sink receives blocks of up to 256 KiB and is only ever called from the
+ * calling thread; for trees and big files the walk itself runs in a helper
+ * thread that is joined before returning (signals blocked in it).  When sink
+ * fails, the dump stops and returns sink's error.
  */
 int nar_dump_at(int dirfd, const char *path, nar_sink_fn sink, void *userdata,
 		struct nib_error **err);

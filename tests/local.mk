@@ -7,6 +7,7 @@ AM_TESTS_ENVIRONMENT = \
 	export abs_top_builddir='$(abs_top_builddir)' abs_top_srcdir='$(abs_top_srcdir)' \
 	NIB='$(abs_top_builddir)/nib' NIB_DAEMON_BIN='$(abs_top_builddir)/nib-daemon' \
 	NIB_TEST_DATA='$(abs_top_srcdir)/tests/data' \
+	NIB_TEST_HELPERS='$(abs_top_builddir)/tests/helpers' \
 	ASAN_OPTIONS="$${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}";
 
 if HAVE_CUNIT
@@ -29,7 +30,8 @@ UNIT_TESTS = \
 	%reldir%/unit/test-seccomp \
 	%reldir%/unit/test-cgroup \
 	%reldir%/unit/test-sandbox \
-	%reldir%/unit/test-protocol
+	%reldir%/unit/test-protocol \
+	%reldir%/unit/test-uid-pool
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 
@@ -79,6 +81,9 @@ TESTS += $(UNIT_TESTS)
 %canon_reldir%_unit_test_protocol_SOURCES = %reldir%/unit/test-protocol.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_protocol_CPPFLAGS = $(UNITCPPFLAGS) -DABS_TOP_SRCDIR='"$(abs_top_srcdir)"'
 %canon_reldir%_unit_test_protocol_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_uid_pool_SOURCES = %reldir%/unit/test-uid-pool.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_uid_pool_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_uid_pool_LDADD = $(UNITLDADD)
 endif
 
 # Test helpers the integration tests run.
@@ -91,6 +96,9 @@ check_PROGRAMS += %reldir%/helpers/syscall-probe
 %canon_reldir%_helpers_syscall_probe_SOURCES = %reldir%/helpers/syscall-probe.c
 %canon_reldir%_helpers_syscall_probe_CFLAGS = $(WARN_CFLAGS)
 %canon_reldir%_helpers_syscall_probe_LDFLAGS = -static
+# Fakes an older kernel for the fallback tests.
+check_PROGRAMS += %reldir%/helpers/enosys
+%canon_reldir%_helpers_enosys_SOURCES = %reldir%/helpers/enosys.c
 
 INTEGRATION_TESTS = \
 	%reldir%/integration/t0001-cli.sh \
@@ -106,12 +114,21 @@ INTEGRATION_TESTS = \
 	%reldir%/integration/t0100-nar.sh \
 	%reldir%/integration/t0300-sandbox-isolation.sh \
 	%reldir%/integration/t0301-sandbox-uid-range.sh \
-	%reldir%/integration/t0302-sandbox-limits.sh
+	%reldir%/integration/t0302-sandbox-limits.sh \
+	%reldir%/integration/t0303-sandbox-fallbacks.sh \
+	%reldir%/integration/t0050-slots.sh \
+	%reldir%/integration/t0051-slots-crash.sh
 TESTS += $(INTEGRATION_TESTS)
 # Run by hand against Debian's nix-bin (docs/interop-store.md); never by make check.
 EXTRA_DIST += %reldir%/interop/store-nix.sh docs/interop-store.md
 EXTRA_DIST += $(INTEGRATION_TESTS) %reldir%/integration/lib.sh %reldir%/data/nar %reldir%/data/derivations \
 	%reldir%/integration/sandbox-lib.sh
+
+# Helper programs the integration tests drive.
+check_PROGRAMS += %reldir%/helpers/uidpool-holder
+%canon_reldir%_helpers_uidpool_holder_SOURCES = %reldir%/helpers/uidpool-holder.c
+%canon_reldir%_helpers_uidpool_holder_CPPFLAGS = $(AM_CPPFLAGS) $(NIB_DEPCFLAGS)
+%canon_reldir%_helpers_uidpool_holder_LDADD = $(NIB_LIBS)
 
 # Fuzz targets: tests/fuzz/fuzz-NAME.c defines LLVMFuzzerTestOneInput.  With
 # --enable-fuzzing they link libFuzzer; otherwise replay.c provides main() and
