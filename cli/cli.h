@@ -68,9 +68,39 @@ DEFINE_CLEANUP_FUNC(cJSON, cJSON_Delete)
 		"help", no_argument, NULL, 'h' \
 	}
 
+struct store;
+
+/*
+ * Open the store selected by the settings and --store (only the local store
+ * today).  query_only: fall back to opening it read-only when it cannot be
+ * written.  Reports the error itself; returns EXIT_OK or EXIT_FAILURE_NIB.
+ */
+int cli_open_store(struct cli_ctx *ctx, bool query_only, struct store **ret);
+
+/*
+ * Turn a command-line argument into a store path: a store path, a path
+ * inside one, its physical path under the store root, or a chain of
+ * symlinks leading there.  *ret is newly allocated.
+ */
+int cli_resolve_store_path(struct store *store, const char *arg, char **ret,
+			   struct nib_error **err);
+
 int cmd_show_config(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_derivation_show(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_derivation_paths(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_add(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_path_info(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_gc(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_store_verify(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_store_roots(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_store_delete(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_store_register(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_derivation_add(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_nar_dump(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_nar_restore(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_nar_hash(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_hash_file(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_hash_path(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_slots(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_slots_release(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_slots_reclaim(struct cli_ctx *ctx, int argc, char **argv);

@@ -19,8 +19,29 @@
 #include "banned.h"
 
 static const struct cli_command commands[] = {
+	{ "add", cmd_add,
+	  "[--name NAME] [--add-root LINK] [--text [--ref PATH]...] [--json] PATH...",
+	  "copy files or directories into the store and print their store paths" },
+	{ "path-info", cmd_path_info,
+	  "[--json] [-r] [--size] [--closure-size] [--references|--referrers|--deriver] PATH...",
+	  "show metadata of valid store paths" },
+	{ "gc", cmd_gc, "[--dry-run] [--max-freed SIZE] [--json]",
+	  "delete store paths that no garbage-collector root reaches" },
+	{ "store verify", cmd_store_verify, "[--check-contents] [--repair] [--json]",
+	  "check that registered paths exist, are intact and consistent" },
+	{ "store roots", cmd_store_roots, "[--json]", "list the garbage-collector roots" },
+	{ "store delete", cmd_store_delete, "[--json] PATH...",
+	  "delete dead store paths (and the dead paths that refer to them)" },
+	{ "store register", cmd_store_register, "[--hash-given] < LIST",
+	  "register paths already in the store directory (nix-store --register-validity)" },
 	{ "show-config", cmd_show_config, "[--json] [NAME...]",
 	  "print every setting with its effective value and where it came from" },
+	{ "derivation add", cmd_derivation_add, "[--json] [FILE|-]",
+	  "store a derivation (ATerm or JSON), computing or checking its output paths" },
+	{ "derivation show", cmd_derivation_show, "[--aterm] [--inputs DIR] FILE...",
+	  "print derivations as Nix 2.8's JSON (or as ATerm)" },
+	{ "derivation paths", cmd_derivation_paths, "[--json] [--inputs DIR] FILE...",
+	  "compute the output paths and the .drv path of derivations" },
 	{ "nar dump", cmd_nar_dump, "PATH",
 	  "write the NAR serialisation of PATH to standard output" },
 	{ "nar restore", cmd_nar_restore, "[--max-size SIZE] DIR",
@@ -33,6 +54,12 @@ static const struct cli_command commands[] = {
 	{ "hash path", cmd_hash_path,
 	  "[--type ALGO] [--sri|--base16|--base32|--base64] [--json] PATH...",
 	  "print the hash of the NAR of each PATH (default: SHA-256, SRI)" },
+	{ "slots", cmd_slots, "[--json]",
+	  "list the UID slots in use, held or stale, with a summary of the pool" },
+	{ "slots release", cmd_slots_release, "N",
+	  "clean up held slot N again and free it (root or a trusted user)" },
+	{ "slots reclaim", cmd_slots_reclaim, "[--json]",
+	  "clean every slot left behind by a holder that died (root or a trusted user)" },
 };
 
 static const struct cli_command *find_command(int argc, char **argv, int *ret_words)

@@ -9,5 +9,21 @@ noinst_LIBRARIES += %reldir%/libstore.a
 	%reldir%/util.c %reldir%/util.h \
 	%reldir%/strbuf.c %reldir%/strbuf.h \
 	%reldir%/hash.c %reldir%/hash.h \
+	%reldir%/path.c %reldir%/path.h \
+	%reldir%/derivation.c %reldir%/derivation.h %reldir%/derivation-internal.h \
+	%reldir%/derivation-json.c %reldir%/derivation-hash.c \
+	%reldir%/lock.c %reldir%/lock.h \
+	%reldir%/build-record.h \
+	%reldir%/db.c %reldir%/db.h \
+	%reldir%/hashset.c %reldir%/hashset.h \
+	%reldir%/store.c %reldir%/store.h %reldir%/store-internal.h \
+	%reldir%/local-store.c %reldir%/local-store.h %reldir%/local-store-internal.h \
+	%reldir%/gc.c %reldir%/verify.c \
+	%reldir%/store-derivation.c %reldir%/store-derivation.h \
 	%reldir%/nar.c %reldir%/nar.h \
-	%reldir%/refscan.c %reldir%/refscan.h
+	%reldir%/refscan.c %reldir%/refscan.h \
+	%reldir%/seccomp.c %reldir%/seccomp.h \
+	%reldir%/cgroup.c %reldir%/cgroup.h \
+	%reldir%/sandbox.c %reldir%/sandbox.h \
+	%reldir%/protocol.c %reldir%/protocol.h \
+	%reldir%/uid-pool.c %reldir%/uid-pool.h %reldir%/uid-pool-internal.h

@@ -104,6 +104,10 @@ static const struct setting_desc table[] = {
 	  "Concurrent daemon connections; more are refused with an error." },
 	{ "fsync-metadata", SETTING_BOOL, OFF(fsync_metadata), "true", 0, 0, false,
 	  "fsync store files and the database before registering paths." },
+	{ "keep-outputs", SETTING_BOOL, OFF(keep_outputs), "false", 0, 0, false,
+	  "The garbage collector keeps the outputs of live derivations." },
+	{ "keep-derivations", SETTING_BOOL, OFF(keep_derivations), "true", 0, 0, false,
+	  "The garbage collector keeps the derivations that produced live paths." },
 };
 
 #define N_SETTINGS ARRAY_SIZE(table)
@@ -506,9 +510,6 @@ static int parse_text_ctx(struct settings *s, const char *text, const char *path
 
 		p += n + (eol ? 1 : 0);
 		lineno++;
-		if (strlen(line) != n)
-			return nib_error_set(err, NIB_E_INVALID, 0, "%s:%u: NUL byte in line", path,
-					     lineno);
 		hash = strchr(line, '#');
 		if (hash != NULL)
 			*hash = '\0';
@@ -599,7 +600,9 @@ static int parse_file_ctx(struct settings *s, const char *path, bool ignore_miss
 	cleanup_close int fd = -1;
 	cleanup_free char *text = NULL;
 	cleanup_free char *real = NULL;
+	const char *nul;
 	struct stat st;
+	size_t len = 0;
 	int r;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -626,8 +629,15 @@ static int parse_file_ctx(struct settings *s, const char *path, bool ignore_miss
 		return nib_error_set(err, NIB_E_INVALID, 0,
 				     "includes nested deeper than %d levels at '%s'",
 				     MAX_INCLUDE_DEPTH, path);
-	if (read_fd_all(fd, MAX_SETTINGS_FILE_SIZE, &text, NULL, err) < 0)
+	if (read_fd_all(fd, MAX_SETTINGS_FILE_SIZE, &text, &len, err) < 0)
 		return nib_error_prefix(err, "settings file '%s'", path);
+	nul = memchr(text, '\0', len);
+	if (nul != NULL) {
+		unsigned line = 1;
+		for (const char *q = text; q < nul; q++)
+			line += *q == '\n';
+		return nib_error_set(err, NIB_E_INVALID, 0, "%s:%u: NUL byte in line", path, line);
+	}
 	ctx->stack[ctx->depth++] = real;
 	r = parse_text_ctx(s, text, path, ctx, err);
 	ctx->depth--;
@@ -720,18 +730,14 @@ int settings_load(struct settings *s, const struct settings_load_opts *opts, str
 	return settings_validate(s, err);
 }
 
-int settings_validate(const struct settings *s, struct nib_error **err)
+int settings_validate_id_range(const struct settings *s, struct nib_error **err)
 {
 	uint64_t end;
 
-	if (s->store_dir[0] == '\0')
-		return nib_error_set(err, NIB_E_CONFIG, 0, "setting 'store-dir' must not be empty");
-	if (STREQ(s->store_dir, "/"))
-		return nib_error_set(err, NIB_E_CONFIG, 0, "setting 'store-dir' must not be '/'");
-	if (s->state_dir[0] == '\0')
-		return nib_error_set(err, NIB_E_CONFIG, 0, "setting 'state-dir' must not be empty");
-	if (s->log_dir[0] == '\0')
-		return nib_error_set(err, NIB_E_CONFIG, 0, "setting 'log-dir' must not be empty");
+	if (s->start_id <= 0)
+		return nib_error_set(err, NIB_E_CONFIG, 0,
+				     "setting 'start-id' (%lld) must be greater than 0",
+				     (long long)s->start_id);
 	if (s->ids_per_build <= 0 || s->start_id % s->ids_per_build != 0)
 		return nib_error_set(
 			err, NIB_E_CONFIG, 0,
@@ -749,6 +755,21 @@ int settings_validate(const struct settings *s, struct nib_error **err)
 				     "past the largest valid UID 4294967294",
 				     (long long)s->start_id, (long long)s->id_count,
 				     (unsigned long long)end);
+	return 0;
+}
+
+int settings_validate(const struct settings *s, struct nib_error **err)
+{
+	if (s->store_dir[0] == '\0')
+		return nib_error_set(err, NIB_E_CONFIG, 0, "setting 'store-dir' must not be empty");
+	if (STREQ(s->store_dir, "/"))
+		return nib_error_set(err, NIB_E_CONFIG, 0, "setting 'store-dir' must not be '/'");
+	if (s->state_dir[0] == '\0')
+		return nib_error_set(err, NIB_E_CONFIG, 0, "setting 'state-dir' must not be empty");
+	if (s->log_dir[0] == '\0')
+		return nib_error_set(err, NIB_E_CONFIG, 0, "setting 'log-dir' must not be empty");
+	if (settings_validate_id_range(s, err) < 0)
+		return -1;
 	for (char **p = s->sandbox_paths; p && *p; p++) {
 		const char *v = *p, *eq = strchr(v, '=');
 		const char *src = eq ? eq + 1 : v;

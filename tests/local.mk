@@ -1,10 +1,13 @@
 # Unit tests (CUnit, exit 0/1/77/99) and integration tests (TAP shell scripts).
 TEST_EXTENSIONS = .sh
 SH_LOG_DRIVER = env AM_TAP_AWK='$(AWK)' $(SHELL) $(top_srcdir)/build-aux/tap-driver.sh
+# Integration scripts fork and exec a lot: leak checking stays with the unit tests.
+SH_LOG_COMPILER = env ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 $(SHELL)
 AM_TESTS_ENVIRONMENT = \
 	export abs_top_builddir='$(abs_top_builddir)' abs_top_srcdir='$(abs_top_srcdir)' \
 	NIB='$(abs_top_builddir)/nib' NIB_DAEMON_BIN='$(abs_top_builddir)/nib-daemon' \
 	NIB_TEST_DATA='$(abs_top_srcdir)/tests/data' \
+	NIB_TEST_HELPERS='$(abs_top_builddir)/tests/helpers' \
 	ASAN_OPTIONS="$${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}";
 
 if HAVE_CUNIT
@@ -16,9 +19,19 @@ UNIT_TESTS = \
 	%reldir%/unit/test-error \
 	%reldir%/unit/test-util \
 	%reldir%/unit/test-hash \
+	%reldir%/unit/test-path \
+	%reldir%/unit/test-derivation \
 	%reldir%/unit/test-settings \
+	%reldir%/unit/test-db \
+	%reldir%/unit/test-store \
+	%reldir%/unit/test-gc \
 	%reldir%/unit/test-nar \
-	%reldir%/unit/test-refscan
+	%reldir%/unit/test-refscan \
+	%reldir%/unit/test-seccomp \
+	%reldir%/unit/test-cgroup \
+	%reldir%/unit/test-sandbox \
+	%reldir%/unit/test-protocol \
+	%reldir%/unit/test-uid-pool
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 
@@ -31,9 +44,24 @@ TESTS += $(UNIT_TESTS)
 %canon_reldir%_unit_test_hash_SOURCES = %reldir%/unit/test-hash.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_hash_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_hash_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_path_SOURCES = %reldir%/unit/test-path.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_path_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_path_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_derivation_SOURCES = %reldir%/unit/test-derivation.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_derivation_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_derivation_LDADD = $(UNITLDADD)
 %canon_reldir%_unit_test_settings_SOURCES = %reldir%/unit/test-settings.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_settings_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_settings_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_db_SOURCES = %reldir%/unit/test-db.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_db_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_db_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_store_SOURCES = %reldir%/unit/test-store.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_store_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_store_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_gc_SOURCES = %reldir%/unit/test-gc.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_gc_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_gc_LDADD = $(UNITLDADD)
 %canon_reldir%_unit_test_nar_SOURCES = %reldir%/unit/test-nar.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_nar_CPPFLAGS = $(UNITCPPFLAGS) \
 	-DNIB_TEST_DATA_DIR='"$(abs_top_srcdir)/tests/data"'
@@ -41,13 +69,66 @@ TESTS += $(UNIT_TESTS)
 %canon_reldir%_unit_test_refscan_SOURCES = %reldir%/unit/test-refscan.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_refscan_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_refscan_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_seccomp_SOURCES = %reldir%/unit/test-seccomp.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_seccomp_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_seccomp_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_cgroup_SOURCES = %reldir%/unit/test-cgroup.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_cgroup_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_cgroup_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_sandbox_SOURCES = %reldir%/unit/test-sandbox.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_sandbox_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_sandbox_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_protocol_SOURCES = %reldir%/unit/test-protocol.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_protocol_CPPFLAGS = $(UNITCPPFLAGS) -DABS_TOP_SRCDIR='"$(abs_top_srcdir)"'
+%canon_reldir%_unit_test_protocol_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_uid_pool_SOURCES = %reldir%/unit/test-uid-pool.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_uid_pool_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_uid_pool_LDADD = $(UNITLDADD)
 endif
+
+# Test helpers the integration tests run.
+check_PROGRAMS += %reldir%/helpers/sandbox-run
+%canon_reldir%_helpers_sandbox_run_SOURCES = %reldir%/helpers/sandbox-run.c
+%canon_reldir%_helpers_sandbox_run_CPPFLAGS = $(AM_CPPFLAGS) $(NIB_DEPCFLAGS)
+%canon_reldir%_helpers_sandbox_run_LDADD = $(NIB_LIBS)
+# Runs inside sandboxes: static, without sanitizers.
+check_PROGRAMS += %reldir%/helpers/syscall-probe
+%canon_reldir%_helpers_syscall_probe_SOURCES = %reldir%/helpers/syscall-probe.c
+%canon_reldir%_helpers_syscall_probe_CFLAGS = $(WARN_CFLAGS)
+%canon_reldir%_helpers_syscall_probe_LDFLAGS = -static
+# Fakes an older kernel for the fallback tests.
+check_PROGRAMS += %reldir%/helpers/enosys
+%canon_reldir%_helpers_enosys_SOURCES = %reldir%/helpers/enosys.c
 
 INTEGRATION_TESTS = \
 	%reldir%/integration/t0001-cli.sh \
-	%reldir%/integration/t0100-nar.sh
+	%reldir%/integration/t0200-derivation.sh \
+	%reldir%/integration/t0201-add.sh \
+	%reldir%/integration/t0202-path-info.sh \
+	%reldir%/integration/t0203-gc.sh \
+	%reldir%/integration/t0204-verify.sh \
+	%reldir%/integration/t0205-store-errors.sh \
+	%reldir%/integration/t0206-concurrent-writers.sh \
+	%reldir%/integration/t0207-crash-safety.sh \
+	%reldir%/integration/t0208-derivation-add.sh \
+	%reldir%/integration/t0100-nar.sh \
+	%reldir%/integration/t0300-sandbox-isolation.sh \
+	%reldir%/integration/t0301-sandbox-uid-range.sh \
+	%reldir%/integration/t0302-sandbox-limits.sh \
+	%reldir%/integration/t0303-sandbox-fallbacks.sh \
+	%reldir%/integration/t0050-slots.sh \
+	%reldir%/integration/t0051-slots-crash.sh
 TESTS += $(INTEGRATION_TESTS)
-EXTRA_DIST += $(INTEGRATION_TESTS) %reldir%/integration/lib.sh %reldir%/data/nar
+# Run by hand against Debian's nix-bin (docs/interop-store.md); never by make check.
+EXTRA_DIST += %reldir%/interop/store-nix.sh docs/interop-store.md
+EXTRA_DIST += $(INTEGRATION_TESTS) %reldir%/integration/lib.sh %reldir%/data/nar %reldir%/data/derivations \
+	%reldir%/integration/sandbox-lib.sh
+
+# Helper programs the integration tests drive.
+check_PROGRAMS += %reldir%/helpers/uidpool-holder
+%canon_reldir%_helpers_uidpool_holder_SOURCES = %reldir%/helpers/uidpool-holder.c
+%canon_reldir%_helpers_uidpool_holder_CPPFLAGS = $(AM_CPPFLAGS) $(NIB_DEPCFLAGS)
+%canon_reldir%_helpers_uidpool_holder_LDADD = $(NIB_LIBS)
 
 # Fuzz targets: tests/fuzz/fuzz-NAME.c defines LLVMFuzzerTestOneInput.  With
 # --enable-fuzzing they link libFuzzer; otherwise replay.c provides main() and
@@ -70,3 +151,4 @@ include %reldir%/fuzz/local.mk
 check_PROGRAMS += $(FUZZ_TARGETS)
 TESTS += %reldir%/fuzz/run-corpora.sh
 EXTRA_DIST += %reldir%/fuzz/run-corpora.sh %reldir%/fuzz/corpus %reldir%/fuzz/nar.dict
+EXTRA_DIST += %reldir%/data/protocol

@@ -1,0 +1,92 @@
+/* store.c - opening the store and turning arguments into store paths. */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "local-store.h"
+#include "store.h"
+#include "util.h"
+#include "banned.h"
+
+int cli_open_store(struct cli_ctx *ctx, bool query_only, struct store **ret)
+{
+	cleanup_error struct nib_error *err = NULL;
+	int r;
+
+	if (ctx->store_mode == CLI_STORE_DAEMON) {
+		nib_error_set(&err, NIB_E_UNSUPPORTED, 0,
+			      "talking to the daemon is not available yet; use '--store local'");
+		return cli_report_error(ctx, err);
+	}
+	r = local_store_open(ctx->settings, 0, ret, &err);
+	/* Someone who may not write the store can still look at it. */
+	if (r < 0 && query_only &&
+	    (err->sys_errno == EACCES || err->sys_errno == EROFS || err->sys_errno == EPERM)) {
+		nib_error_clear(&err);
+		r = local_store_open(ctx->settings, LOCAL_STORE_READONLY, ret, &err);
+	}
+	if (r < 0)
+		return cli_report_error(ctx, err);
+	return EXIT_OK;
+}
+
+/* If p lies in dir ("dir/..."), return the part from the '/' on, else NULL. */
+static const char *under(const char *p, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	if (strncmp(p, dir, n) == 0 && p[n] == '/')
+		return p + n;
+	return NULL;
+}
+
+static char *read_link_abs(const char *link)
+{
+	cleanup_free char *buf = xmalloc(PATH_MAX + 1);
+	ssize_t n = readlink(link, buf, PATH_MAX + 1);
+	const char *slash;
+
+	if (n < 0 || n > PATH_MAX)
+		return NULL;
+	buf[n] = '\0';
+	if (buf[0] == '/')
+		return TAKE_PTR(buf);
+	slash = strrchr(link, '/');
+	if (slash == NULL)
+		return TAKE_PTR(buf);
+	return xasprintf("%.*s/%s", (int)(slash - link), link, buf);
+}
+
+int cli_resolve_store_path(struct store *store, const char *arg, char **ret, struct nib_error **err)
+{
+	const char *sdir = store_dir(store);
+	const char *real = store_is_local(store) ? local_store_real_dir(store) : sdir;
+	cleanup_free char *cur = xstrdup(arg);
+
+	for (int hops = 0; hops < 40; hops++) {
+		cleanup_free char *next = NULL;
+		const char *rest;
+		struct stat st;
+
+		if (under(cur, sdir) != NULL)
+			return store_parse_path(store, cur, true, ret, err);
+		if ((rest = under(cur, real)) != NULL) {
+			cleanup_free char *logical = xasprintf("%s%s", sdir, rest);
+			return store_parse_path(store, logical, true, ret, err);
+		}
+		if (lstat(cur, &st) < 0 || !S_ISLNK(st.st_mode))
+			break;
+		next = read_link_abs(cur);
+		if (next == NULL)
+			break;
+		free(cur);
+		cur = TAKE_PTR(next);
+	}
+	return nib_error_set(err, NIB_E_INVALID, 0, "'%s' is not in the store '%s'", arg, sdir);
+}

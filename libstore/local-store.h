@@ -1,0 +1,85 @@
+/*
+ * local-store.h - the local store: a store directory plus a state directory
+ * holding the SQLite database, GC roots and locks.
+ *
+ * Layout (all from settings):
+ *   <store-root><store-dir>/        the store (created 1775); store-root is a
+ *                                   physical prefix, "" = none
+ *   <store>/<hash>-<name>.lock      per-path locks, present while held
+ *   <store>/.tmp-*                  contents being written (temporary roots)
+ *   <state-dir>/db/db.sqlite        the database (Nix schema 10 + nib tables)
+ *   <state-dir>/db/schema           "10"
+ *   <state-dir>/db/big-lock         global lock: shared while a store is open,
+ *                                   exclusive while the schema is created or
+ *                                   migrated
+ *   <state-dir>/gc.lock             exclusive while the collector runs
+ *   <state-dir>/gcroots/            permanent roots (symlinks); auto/ holds
+ *                                   indirect roots
+ *   <state-dir>/temproots/<pid>     temporary roots of a live process
+ *
+ * Registered paths are canonical: owned by the store's owner (the user that
+ * writes it, normally root, who also owns the store directory), files 0444 or
+ * 0555, directories 0555, mtime 1, no setuid or setgid bits, no extended
+ * attributes.
+ *
+ * All locks are OFD locks (lock.h).  Operations of the store interface are
+ * in store.h; this header adds what only a local store can do.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "error.h"
+#include "store.h"
+
+struct settings;
+
+enum local_store_open_flags {
+	/* Queries only: nothing is created, the schema must exist already. */
+	LOCAL_STORE_READONLY = 1 << 0,
+};
+
+/*
+ * Open the local store described by settings (store-dir, store-root,
+ * state-dir, fsync-metadata, keep-outputs, keep-derivations).  Creates the
+ * layout and the database on first use.  A database whose schema is newer
+ * than this nib knows is refused with an error that says so.
+ */
+int local_store_open(const struct settings *settings, unsigned flags, struct store **ret,
+		     struct nib_error **err);
+
+/* Is store a local store? */
+bool store_is_local(const struct store *store);
+
+/* Physical directory of the store (store-root + store-dir); owned by the store. */
+const char *local_store_real_dir(struct store *store);
+
+/* The physical path of a logical store path (or subpath); caller frees. */
+char *local_store_real_path(struct store *store, const char *path);
+
+/*
+ * Register paths whose contents are already in place in the store
+ * directory (e.g. build outputs), atomically: all become valid or none.
+ * Each info needs path, nar_hash, nar_size; references must be valid or
+ * among infos.  Paths already valid get their metadata updated.  A path
+ * whose contents are missing is an error.  The caller makes the contents
+ * canonical first (local_store_canonicalise) and holds temporary roots for
+ * the paths from before it created them.
+ */
+int local_store_register_valid_paths(struct store *store, const struct store_path_info *infos,
+				     size_t n, struct nib_error **err);
+
+/*
+ * Make the tree at real_path canonical (see the top of this file), without
+ * following symlinks; fsync every file and directory when fsync-metadata is
+ * set.  Anything but regular files, directories and symlinks is an error.
+ */
+int local_store_canonicalise(struct store *store, const char *real_path, struct nib_error **err);
+
+/*
+ * Make path invalid (the database only; the collector removes the
+ * contents).  Refused with NIB_E_DENIED while another valid path refers to
+ * it.  A path that is not valid is not an error.
+ */
+int local_store_invalidate_path(struct store *store, const char *path, struct nib_error **err);

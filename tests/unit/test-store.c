@@ -1,0 +1,773 @@
+/*
+ * Unit tests of the local store: layout, adding, registering, queries,
+ * errors, verification and concurrent writers.  Every store lives under a
+ * temporary store root with the logical directory /nix/store, so paths are
+ * Nix's own (the expected ones below were made with Nix 2.8's nix-store
+ * --add and builtins.toFile) and nothing touches the real /nix.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "cunit-run.h"
+#include "cleanup.h"
+#include "hash.h"
+#include "local-store.h"
+#include "nar.h"
+#include "settings.h"
+#include "store.h"
+#include "strbuf.h"
+#include "util.h"
+
+/* nix-store --add of a file "f" containing "hi\n". */
+#define PATH_F "/nix/store/ab3li50xq0nl4q5lxdyinb8w8y13my9s-f"
+/* nix-store --add of a directory "d": a (executable, "hello\n"), l -> a. */
+#define PATH_D "/nix/store/wlhx3dm3l5sjwznb9g04a1i2a747b0fm-d"
+#define NARHASH_D "1ym2h2vkp7kxkg6w82a88kyjkiqn8wjqhdccgsh1n7bghbq2rsyb"
+/* builtins.toFile "foo" "bar" */
+#define PATH_FOO "/nix/store/vxjiwkjkn7x4079qvh1jkl5pn05j2aw0-foo"
+/* builtins.toFile "withref" "see ${PATH_F}" */
+#define PATH_WITHREF "/nix/store/3fyrs4ffgw0l83f6zkry6078cbrpvirl-withref"
+
+static char *tmp;
+static struct settings *settings;
+
+static void setup(void)
+{
+	tmp = test_mkdtemp();
+	settings = settings_new();
+	free(settings->store_dir);
+	settings->store_dir = xstrdup("/nix/store");
+	free(settings->store_root);
+	settings->store_root = xasprintf("%s/root", tmp);
+	free(settings->state_dir);
+	settings->state_dir = xasprintf("%s/root/nix/var/nix", tmp);
+	settings->fsync_metadata = false;
+}
+
+static void teardown(void)
+{
+	settings_free(settings);
+	settings = NULL;
+	test_rmtree(tmp);
+	free(tmp);
+	tmp = NULL;
+}
+
+static struct store *open_store(void)
+{
+	struct store *s = NULL;
+	cleanup_error struct nib_error *e = NULL;
+
+	if (local_store_open(settings, 0, &s, &e) < 0) {
+		fprintf(stderr, "open: %s\n", e->msg);
+		return NULL;
+	}
+	return s;
+}
+
+static char *src_path(const char *name)
+{
+	return xasprintf("%s/src/%s", tmp, name);
+}
+
+/* The source tree the expected paths were computed from. */
+static void make_sources(void)
+{
+	cleanup_free char *src = xasprintf("%s/src", tmp);
+	cleanup_free char *d = src_path("d"), *a = src_path("d/a"), *l = src_path("d/l");
+	cleanup_free char *f = src_path("f");
+
+	mkdir(src, 0755);
+	mkdir(d, 0755);
+	test_write_file(a, "hello\n");
+	chmod(a, 0755);
+	if (symlink("a", l) < 0)
+		perror("symlink");
+	test_write_file(f, "hi\n");
+}
+
+static char *real_of(const char *logical)
+{
+	return xasprintf("%s/root%s", tmp, logical);
+}
+
+static void test_layout(void)
+{
+	cleanup_store struct store *s = open_store();
+	cleanup_free char *store = xasprintf("%s/root/nix/store", tmp);
+	cleanup_free char *schema = xasprintf("%s/root/nix/var/nix/db/schema", tmp);
+	cleanup_free char *text = NULL;
+	const char *dirs[] = { "db", "gcroots", "gcroots/auto", "temproots" };
+	struct stat st;
+	size_t len;
+	cleanup_error struct nib_error *e = NULL;
+
+	CU_ASSERT_PTR_NOT_NULL(s);
+	if (s == NULL)
+		return;
+	CU_ASSERT_STRING_EQUAL(store_dir(s), "/nix/store");
+	CU_ASSERT_STRING_EQUAL(local_store_real_dir(s), store);
+	CU_ASSERT_EQUAL(stat(store, &st), 0);
+	CU_ASSERT_EQUAL(st.st_mode & 07777, 01775);
+	CU_ASSERT_EQUAL(read_file_at(AT_FDCWD, schema, 100, &text, &len, &e), 0);
+	CU_ASSERT_STRING_EQUAL(text, "10");
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+		cleanup_free char *p = xasprintf("%s/root/nix/var/nix/%s", tmp, dirs[i]);
+		CU_ASSERT(stat(p, &st) == 0 && S_ISDIR(st.st_mode));
+	}
+	/* A second handle opens the same store without recreating anything. */
+	{
+		cleanup_store struct store *s2 = open_store();
+		CU_ASSERT_PTR_NOT_NULL(s2);
+	}
+}
+
+static void test_add_path_matches_nix(void)
+{
+	cleanup_store struct store *s = open_store();
+	cleanup_error struct nib_error *e = NULL;
+	cleanup_free char *f = NULL, *d = NULL, *again = NULL;
+	cleanup_free char *srcf = src_path("f"), *srcd = src_path("d");
+	cleanup_free char *reald = real_of(PATH_D), *reala = NULL, *realf = real_of(PATH_F);
+	struct store_path_info info = { 0 };
+	struct stat st;
+
+	if (s == NULL) {
+		CU_FAIL("open");
+		return;
+	}
+	make_sources();
+	CU_ASSERT_EQUAL(store_add_path(s, srcf, NULL, &f, &e), 0);
+	CU_ASSERT_EQUAL(store_add_path(s, srcd, NULL, &d, &e), 0);
+	if (e)
+		fprintf(stderr, "%s\n", e->msg);
+	if (f == NULL || d == NULL)
+		return;
+	CU_ASSERT_STRING_EQUAL(f, PATH_F);
+	CU_ASSERT_STRING_EQUAL(d, PATH_D);
+
+	/* Canonical: read-only, mtime 1, exec bit kept. */
+	CU_ASSERT_EQUAL(lstat(realf, &st), 0);
+	CU_ASSERT_EQUAL(st.st_mode & 07777, 0444);
+	CU_ASSERT_EQUAL(st.st_mtim.tv_sec, 1);
+	CU_ASSERT_EQUAL(lstat(reald, &st), 0);
+	CU_ASSERT_EQUAL(st.st_mode & 07777, 0555);
+	reala = xasprintf("%s/a", reald);
+	CU_ASSERT_EQUAL(lstat(reala, &st), 0);
+	CU_ASSERT_EQUAL(st.st_mode & 07777, 0555);
+
+	CU_ASSERT_EQUAL(store_query_path_info(s, PATH_D, &info, &e), 1);
+	CU_ASSERT_EQUAL(info.nar_size, 512);
+	CU_ASSERT_STRING_EQUAL(info.ca, "fixed:r:sha256:" NARHASH_D);
+	CU_ASSERT(info.ultimate);
+	CU_ASSERT_EQUAL(strv_length(info.references), 0);
+	CU_ASSERT_PTR_NULL(info.deriver);
+	{
+		cleanup_free char *h = hash_to_string(&info.nar_hash, HASH_ENC_BASE32, false);
+		CU_ASSERT_STRING_EQUAL(h, NARHASH_D);
+	}
+	store_path_info_release(&info);
+
+	/* Adding again changes nothing and gives the same path. */
+	CU_ASSERT_EQUAL(store_add_path(s, srcd, NULL, &again, &e), 0);
+	CU_ASSERT_STRING_EQUAL(again, PATH_D);
+	free(again);
+	again = NULL;
+	/* --name */
+	CU_ASSERT_EQUAL(store_add_path(s, srcf, "other-name", &again, &e), 0);
+	CU_ASSERT(again && strstr(again, "-other-name") != NULL);
+}
+
+static void test_add_text_and_refs(void)
+{
+	cleanup_store struct store *s = open_store();
+	cleanup_error struct nib_error *e = NULL;
+	cleanup_free char *foo = NULL, *f = NULL, *w = NULL, *bad = NULL;
+	cleanup_free char *srcf = src_path("f");
+	cleanup_strv char **referrers = NULL, **refs = NULL;
+	char *const refv[] = { (char *)PATH_F, NULL };
+	char *const badref[] = { (char *)"/nix/store/00000000000000000000000000000000-nope", NULL };
+	const char *text = "see " PATH_F;
+	struct store_path_info info = { 0 };
+
+	if (s == NULL) {
+		CU_FAIL("open");
+		return;
+	}
+	make_sources();
+	CU_ASSERT_EQUAL(store_add_text(s, "foo", "bar", 3, NULL, &foo, &e), 0);
+	CU_ASSERT_STRING_EQUAL(foo, PATH_FOO);
+
+	/* A reference must be valid. */
+	CU_ASSERT_EQUAL(store_add_text(s, "withref", text, strlen(text), refv, &w, &e), -1);
+	CU_ASSERT(e && e->code == NIB_E_NOT_FOUND && strstr(e->msg, PATH_F));
+	nib_error_clear(&e);
+	CU_ASSERT_PTR_NULL(w);
+	CU_ASSERT_EQUAL(store_is_valid(s, PATH_WITHREF, &e), 0);
+
+	CU_ASSERT_EQUAL(store_add_path(s, srcf, NULL, &f, &e), 0);
+	CU_ASSERT_EQUAL(store_add_text(s, "withref", text, strlen(text), refv, &w, &e), 0);
+	CU_ASSERT_STRING_EQUAL(w, PATH_WITHREF);
+	CU_ASSERT_EQUAL(store_query_references(s, PATH_WITHREF, &refs, &e), 0);
+	CU_ASSERT(strv_length(refs) == 1 && STREQ(refs[0], PATH_F));
+	CU_ASSERT_EQUAL(store_query_referrers(s, PATH_F, &referrers, &e), 0);
+	CU_ASSERT(strv_length(referrers) == 1 && STREQ(referrers[0], PATH_WITHREF));
+	CU_ASSERT_EQUAL(store_query_path_info(s, PATH_WITHREF, &info, &e), 1);
+	CU_ASSERT(info.ca && STARTS_WITH(info.ca, "text:sha256:"));
+	store_path_info_release(&info);
+
+	/* A malformed reference. */
+	CU_ASSERT_EQUAL(store_add_text(s, "x", "y", 1, badref, &bad, &e), -1);
+	CU_ASSERT(e && e->code == NIB_E_NOT_FOUND);
+	nib_error_clear(&e);
+	/* A bad name. */
+	CU_ASSERT_EQUAL(store_add_text(s, ".hidden", "y", 1, NULL, &bad, &e), -1);
+	CU_ASSERT(e && e->code == NIB_E_INVALID);
+}
+
+static int sb_sink(void *userdata, const void *data, size_t len, struct nib_error **err)
+{
+	(void)err;
+	strbuf_add(userdata, data, len);
+	return 0;
+}
+
+struct mem_source {
+	const char *p;
+	size_t left;
+};
+
+static ssize_t mem_read(void *userdata, void *buf, size_t len, struct nib_error **err)
+{
+	struct mem_source *m = userdata;
+	size_t n = len < m->left ? len : m->left;
+
+	(void)err;
+	memcpy(buf, m->p, n);
+	m->p += n;
+	m->left -= n;
+	return (ssize_t)n;
+}
+
+static void test_add_nar(void)
+{
+	cleanup_store struct store *s = open_store();
+	cleanup_error struct nib_error *e = NULL;
+	cleanup_strbuf struct strbuf nar = STRBUF_INIT;
+	cleanup_free char *srcd = src_path("d"), *real = real_of(PATH_D);
+	cleanup_strv char **tmpnames = NULL;
+	struct store_path_info info = { 0 };
+	struct mem_source m;
+	struct stat st;
+
+	if (s == NULL) {
+		CU_FAIL("open");
+		return;
+	}
+	make_sources();
+	CU_ASSERT_EQUAL(nar_dump_at(AT_FDCWD, srcd, sb_sink, &nar, &e), 0);
+	info.path = (char *)PATH_D;
+	info.nar_size = nar.len;
+	hash_buffer(HASH_SHA256, nar.buf, nar.len, &info.nar_hash);
+
+	/* A wrong hash: refused, nothing left behind. */
+	info.nar_hash.bytes[0] ^= 1;
+	m = (struct mem_source){ nar.buf, nar.len };
+	CU_ASSERT_EQUAL(store_add_nar(s, &info, mem_read, &m, 0, &e), -1);
+	CU_ASSERT(e && e->code == NIB_E_INVALID && strstr(e->msg, "hash mismatch"));
+	nib_error_clear(&e);
+	CU_ASSERT_EQUAL(lstat(real, &st), -1);
+	CU_ASSERT_EQUAL(store_is_valid(s, PATH_D, &e), 0);
+	info.nar_hash.bytes[0] ^= 1;
+
+	/* A wrong size. */
+	info.nar_size = nar.len + 8;
+	m = (struct mem_source){ nar.buf, nar.len };
+	CU_ASSERT_EQUAL(store_add_nar(s, &info, mem_read, &m, 0, &e), -1);
+	CU_ASSERT(e && strstr(e->msg, "size"));
+	nib_error_clear(&e);
+	info.nar_size = nar.len;
+
+	/* A truncated stream. */
+	m = (struct mem_source){ nar.buf, nar.len - 16 };
+	CU_ASSERT_EQUAL(store_add_nar(s, &info, mem_read, &m, 0, &e), -1);
+	nib_error_clear(&e);
+	CU_ASSERT_EQUAL(store_is_valid(s, PATH_D, &e), 0);
+
+	/* The archive inside a longer stream: only its bytes are read. */
+	strbuf_addstr(&nar, "TRAILER");
+	m = (struct mem_source){ nar.buf, nar.len };
+	CU_ASSERT_EQUAL(store_add_nar(s, &info, mem_read, &m, 0, &e), 0);
+	if (e)
+		fprintf(stderr, "%s\n", e->msg);
+	CU_ASSERT_EQUAL(m.left, 7);
+	strbuf_setlen(&nar, nar.len - 7);
+	CU_ASSERT_EQUAL(store_is_valid(s, PATH_D, &e), 1);
+	CU_ASSERT_EQUAL(lstat(real, &st), 0);
+	CU_ASSERT_EQUAL(st.st_mode & 07777, 0555);
+
+	/* Repair replaces damaged contents; the path stays valid throughout. */
+	{
+		cleanup_free char *a = xasprintf("%s/a", real);
+		struct store_verify_result vr = { 0 };
+		chmod(a, 0755);
+		test_write_file(a, "damaged\n");
+		CU_ASSERT_EQUAL(store_verify(s, STORE_VERIFY_CONTENTS, NULL, NULL, &vr, &e), 0);
+		CU_ASSERT(vr.problems >= 1);
+		m = (struct mem_source){ nar.buf, nar.len };
+		CU_ASSERT_EQUAL(store_add_nar(s, &info, mem_read, &m, STORE_ADD_REPAIR, &e), 0);
+		CU_ASSERT_EQUAL(store_verify(s, STORE_VERIFY_CONTENTS, NULL, NULL, &vr, &e), 0);
+		CU_ASSERT_EQUAL(vr.problems, 0);
+	}
+	/* No temporary names are left in the store directory. */
+	{
+		cleanup_free char *dir = real_of("/nix/store");
+		cleanup_dir DIR *d = opendir(dir);
+		struct dirent *de;
+		while (d && (de = readdir(d)) != NULL)
+			CU_ASSERT(!STARTS_WITH(de->d_name, ".tmp-"));
+	}
+}
+
+/* Make a fake build output directly in the store directory. */
+static void make_output(const char *logical, const char *content)
+{
+	cleanup_free char *real = real_of(logical);
+	test_write_file(real, content);
+}
+
+static void fill_info(struct store_path_info *info, const char *path, char **refs,
+		      const char *deriver)
+{
+	cleanup_error struct nib_error *e = NULL;
+	cleanup_free char *real = real_of(path);
+
+	memset(info, 0, sizeof(*info));
+	info->path = (char *)path;
+	info->references = refs;
+	info->deriver = (char *)deriver;
+	if (nar_hash_path(real, &info->nar_hash, &info->nar_size, &e) < 0)
+		fprintf(stderr, "%s\n", e->msg);
+}
+
+#define OUT_A "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-a"
+#define OUT_B "/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-b"
+#define OUT_C "/nix/store/cccccccccccccccccccccccccccccccc-c"
+#define DRV_X "/nix/store/dddddddddddddddddddddddddddddddd-x.drv"
+
+static void test_register_and_query(void)
+{
+	cleanup_store struct store *s = open_store();
+	cleanup_error struct nib_error *e = NULL;
+	cleanup_strv char **closure = NULL, **referrers = NULL;
+	cleanup_free char *found = NULL;
+	char *refs_a[] = { (char *)OUT_B, (char *)OUT_A, NULL };
+	char *refs_b[] = { (char *)OUT_C, NULL };
+	char *refs_bad[] = { (char *)"/nix/store/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-e", NULL };
+	struct store_path_info infos[3], info = { 0 };
+	char *const q[] = { (char *)OUT_A, (char *)OUT_C,
+			    (char *)"/nix/store/zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-z", NULL };
+	bool valid[3];
+
+	if (s == NULL) {
+		CU_FAIL("open");
+		return;
+	}
+	make_output(OUT_A, "a");
+	make_output(OUT_B, "b");
+	make_output(OUT_C, "c");
+	fill_info(&infos[0], OUT_A, refs_a, DRV_X);
+	fill_info(&infos[1], OUT_B, refs_b, NULL);
+	fill_info(&infos[2], OUT_C, refs_bad, NULL);
+
+	/* One bad reference: nothing at all is registered. */
+	CU_ASSERT_EQUAL(local_store_register_valid_paths(s, infos, 3, &e), -1);
+	CU_ASSERT(e && e->code == NIB_E_NOT_FOUND);
+	nib_error_clear(&e);
+	CU_ASSERT_EQUAL(store_query_valid(s, q, 3, valid, &e), 0);
+	CU_ASSERT(!valid[0] && !valid[1] && !valid[2]);
+
+	infos[2].references = NULL;
+	CU_ASSERT_EQUAL(local_store_register_valid_paths(s, infos, 3, &e), 0);
+	if (e)
+		fprintf(stderr, "%s\n", e->msg);
+	CU_ASSERT_EQUAL(store_query_valid(s, q, 3, valid, &e), 0);
+	CU_ASSERT(valid[0] && valid[1] && !valid[2]);
+
+	CU_ASSERT_EQUAL(store_query_path_info(s, OUT_A, &info, &e), 1);
+	CU_ASSERT_EQUAL(strv_length(info.references), 2);
+	if (strv_length(info.references) == 2) {
+		CU_ASSERT_STRING_EQUAL(info.references[0], OUT_A); /* sorted, self included */
+		CU_ASSERT_STRING_EQUAL(info.references[1], OUT_B);
+	}
+	CU_ASSERT_STRING_EQUAL(info.deriver, DRV_X);
+	CU_ASSERT(info.registration_time > 0);
+	store_path_info_release(&info);
+
+	{
+		struct store_path_info many[3];
+		CU_ASSERT_EQUAL(store_query_path_infos(s, q, 3, many, &e), 0);
+		CU_ASSERT(many[0].path && STREQ(many[0].path, OUT_A));
+		CU_ASSERT_EQUAL(strv_length(many[0].references), 2);
+		CU_ASSERT(many[1].path && STREQ(many[1].path, OUT_C));
+		CU_ASSERT_PTR_NULL(many[2].path); /* not valid */
+		for (int i = 0; i < 3; i++)
+			store_path_info_release(&many[i]);
+	}
+	{
+		char *const one[] = { (char *)OUT_A, NULL };
+		CU_ASSERT_EQUAL(store_query_closure(s, one, 1, 0, &closure, &e), 0);
+		CU_ASSERT_EQUAL(strv_length(closure), 3);
+	}
+	CU_ASSERT_EQUAL(store_query_referrers(s, OUT_C, &referrers, &e), 0);
+	CU_ASSERT(strv_length(referrers) == 1 && STREQ(referrers[0], OUT_B));
+
+	CU_ASSERT_EQUAL(
+		store_query_path_from_hash_part(s, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", &found, &e),
+		1);
+	CU_ASSERT(found && STREQ(found, OUT_B));
+	CU_ASSERT_EQUAL(
+		store_query_path_from_hash_part(s, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbc", &found, &e),
+		0);
+	CU_ASSERT_EQUAL(store_query_path_from_hash_part(s, "short", &found, &e), -1);
+	nib_error_clear(&e);
+
+	/* Invalidation: refused while referenced, fine once the referrer went. */
+	CU_ASSERT_EQUAL(local_store_invalidate_path(s, OUT_C, &e), -1);
+	CU_ASSERT(e && e->code == NIB_E_DENIED && strstr(e->msg, OUT_B));
+	nib_error_clear(&e);
+	CU_ASSERT_EQUAL(local_store_invalidate_path(s, OUT_A, &e), 0); /* self-reference is fine */
+	CU_ASSERT_EQUAL(local_store_invalidate_path(s, OUT_B, &e), 0);
+	CU_ASSERT_EQUAL(local_store_invalidate_path(s, OUT_C, &e), 0);
+	CU_ASSERT_EQUAL(local_store_invalidate_path(s, OUT_C, &e), 0); /* already invalid */
+	CU_ASSERT_PTR_NULL(e);
+
+	/* Missing contents cannot be registered. */
+	fill_info(&infos[0], OUT_A, NULL, NULL);
+	{
+		cleanup_free char *real = real_of(OUT_A);
+		unlink(real);
+	}
+	CU_ASSERT_EQUAL(local_store_register_valid_paths(s, infos, 1, &e), -1);
+	CU_ASSERT(e && e->code == NIB_E_NOT_FOUND && strstr(e->msg, "missing"));
+}
+
+static void test_bad_paths(void)
+{
+	cleanup_store struct store *s = open_store();
+	cleanup_error struct nib_error *e = NULL;
+	cleanup_free char *p = NULL, *missing = src_path("does-not-exist");
+	struct store_path_info info = { 0 };
+	cleanup_strv char **v = NULL;
+
+	if (s == NULL) {
+		CU_FAIL("open");
+		return;
+	}
+	CU_ASSERT_EQUAL(store_query_path_info(s, "/tmp/x", &info, &e), -1);
+	CU_ASSERT(e && e->code == NIB_E_INVALID);
+	nib_error_clear(&e);
+	CU_ASSERT_EQUAL(store_query_path_info(s, "/nix/store/short-x", &info, &e), -1);
+	CU_ASSERT(e && e->code == NIB_E_INVALID);
+	nib_error_clear(&e);
+	CU_ASSERT_EQUAL(store_query_path_info(s, "/nix/store/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-x",
+					      &info, &e),
+			-1);
+	CU_ASSERT(e && e->code == NIB_E_INVALID); /* 'e' is not a Nix base-32 digit */
+	nib_error_clear(&e);
+	CU_ASSERT_EQUAL(store_query_path_info(s, OUT_A, &info, &e), 0);
+	CU_ASSERT_EQUAL(store_query_references(s, OUT_A, &v, &e), -1);
+	CU_ASSERT(e && e->code == NIB_E_NOT_FOUND);
+	nib_error_clear(&e);
+	CU_ASSERT_EQUAL(store_add_path(s, missing, NULL, &p, &e), -1);
+	CU_ASSERT(e && e->sys_errno == ENOENT && strstr(e->msg, missing));
+	nib_error_clear(&e);
+	make_sources();
+	{
+		cleanup_free char *bad = src_path("bad name");
+		test_write_file(bad, "x");
+		CU_ASSERT_EQUAL(store_add_path(s, bad, NULL, &p, &e), -1);
+		CU_ASSERT(e && e->code == NIB_E_INVALID);
+		nib_error_clear(&e);
+	}
+	{
+		cleanup_free char *fifo = src_path("fifo"), *dir = src_path("withfifo");
+		mkdir(dir, 0755);
+		free(fifo);
+		fifo = src_path("withfifo/p");
+		CU_ASSERT_EQUAL(mkfifo(fifo, 0644), 0);
+		CU_ASSERT_EQUAL(store_add_path(s, dir, NULL, &p, &e), -1);
+		CU_ASSERT(e && strstr(e->msg, "not a regular file"));
+		nib_error_clear(&e);
+	}
+	CU_ASSERT_PTR_NULL(p);
+}
+
+static void test_readonly_and_schema_errors(void)
+{
+	cleanup_error struct nib_error *e = NULL;
+	cleanup_free char *schema = xasprintf("%s/root/nix/var/nix/db/schema", tmp);
+	cleanup_free char *dbfile = xasprintf("%s/root/nix/var/nix/db/db.sqlite", tmp);
+	struct store *s = NULL;
+	cleanup_free char *p = NULL, *srcf = src_path("f");
+
+	/* Read-only needs an existing database. */
+	CU_ASSERT_EQUAL(local_store_open(settings, LOCAL_STORE_READONLY, &s, &e), -1);
+	nib_error_clear(&e);
+	s = open_store();
+	store_close(s);
+	CU_ASSERT_EQUAL(local_store_open(settings, LOCAL_STORE_READONLY, &s, &e), 0);
+	make_sources();
+	CU_ASSERT_EQUAL(store_add_path(s, srcf, NULL, &p, &e), -1);
+	CU_ASSERT(e && e->code == NIB_E_DENIED);
+	nib_error_clear(&e);
+	CU_ASSERT_EQUAL(store_is_valid(s, PATH_F, &e), 0);
+	store_close(s);
+	s = NULL;
+
+	/* A newer schema version is refused, clearly. */
+	CU_ASSERT_EQUAL(write_file_atomic_at(AT_FDCWD, schema, "11", 2, 0644, false, &e), 0);
+	CU_ASSERT_EQUAL(local_store_open(settings, 0, &s, &e), -1);
+	CU_ASSERT(e && e->code == NIB_E_UNSUPPORTED && strstr(e->msg, "newer"));
+	nib_error_clear(&e);
+	CU_ASSERT_EQUAL(write_file_atomic_at(AT_FDCWD, schema, "10", 2, 0644, false, &e), 0);
+
+	/* A damaged database file (and no write-ahead log to read pages from). */
+	{
+		cleanup_free char *wal = xasprintf("%s-wal", dbfile),
+				  *shm = xasprintf("%s-shm", dbfile);
+		unlink(wal);
+		unlink(shm);
+	}
+	CU_ASSERT_EQUAL(write_file_atomic_at(AT_FDCWD, dbfile,
+					     "garbage garbage garbage garbage "
+					     "garbage garbage garbage garbage garbage garbage",
+					     80, 0644, false, &e),
+			0);
+	CU_ASSERT_EQUAL(local_store_open(settings, 0, &s, &e), -1);
+	CU_ASSERT(e && strstr(e->msg, "damaged"));
+	CU_ASSERT_PTR_NULL(s);
+}
+
+static void test_canonicalise(void)
+{
+	cleanup_store struct store *s = open_store();
+	cleanup_error struct nib_error *e = NULL;
+	cleanup_free char *dir = real_of(OUT_A), *file = NULL, *problem = NULL;
+	struct stat st;
+
+	if (s == NULL) {
+		CU_FAIL("open");
+		return;
+	}
+	mkdir(dir, 0777);
+	file = xasprintf("%s/suid", dir);
+	test_write_file(file, "x");
+	chmod(file, 06777);
+	(void)setxattr(file, "user.test", "v", 1, 0); /* may be unsupported (tmpfs) */
+	CU_ASSERT_EQUAL(local_store_canonicalise(s, dir, &e), 0);
+	CU_ASSERT_EQUAL(lstat(file, &st), 0);
+	CU_ASSERT_EQUAL(st.st_mode & 07777, 0555);
+	CU_ASSERT_EQUAL(st.st_mtim.tv_sec, 1);
+	CU_ASSERT_EQUAL(getxattr(file, "user.test", NULL, 0), -1);
+	CU_ASSERT_EQUAL(lstat(dir, &st), 0);
+	CU_ASSERT_EQUAL(st.st_mode & 07777, 0555);
+	CU_ASSERT_EQUAL(st.st_mtim.tv_sec, 1);
+}
+
+static void on_problem(void *userdata, const struct store_verify_problem *p)
+{
+	strbuf_addf(userdata, "%s;", p->kind);
+}
+
+static void test_verify(void)
+{
+	cleanup_store struct store *s = open_store();
+	cleanup_error struct nib_error *e = NULL;
+	cleanup_strbuf struct strbuf kinds = STRBUF_INIT;
+	cleanup_free char *f = NULL, *d = NULL, *w = NULL, *srcf = src_path("f"),
+			  *srcd = src_path("d");
+	cleanup_free char *realf = real_of(PATH_F), *reald = real_of(PATH_D);
+	char *const refv[] = { (char *)PATH_F, NULL };
+	const char *text = "see " PATH_F;
+	struct store_verify_result r = { 0 };
+
+	if (s == NULL) {
+		CU_FAIL("open");
+		return;
+	}
+	make_sources();
+	CU_ASSERT_EQUAL(store_add_path(s, srcf, NULL, &f, &e), 0);
+	CU_ASSERT_EQUAL(store_add_path(s, srcd, NULL, &d, &e), 0);
+	CU_ASSERT_EQUAL(store_add_text(s, "withref", text, strlen(text), refv, &w, &e), 0);
+	CU_ASSERT_EQUAL(store_verify(s, STORE_VERIFY_CONTENTS, on_problem, &kinds, &r, &e), 0);
+	CU_ASSERT_EQUAL(r.checked, 3);
+	CU_ASSERT_EQUAL(r.problems, 0);
+
+	/* Metadata drift: found, and repaired. */
+	chmod(reald, 0755);
+	strbuf_reset(&kinds);
+	CU_ASSERT_EQUAL(store_verify(s, 0, on_problem, &kinds, &r, &e), 0);
+	CU_ASSERT_STRING_EQUAL(kinds.buf, "not-canonical;");
+	CU_ASSERT_EQUAL(store_verify(s, STORE_VERIFY_REPAIR, NULL, NULL, &r, &e), 0);
+	CU_ASSERT_EQUAL(r.repaired, 1);
+	CU_ASSERT_EQUAL(store_verify(s, 0, NULL, NULL, &r, &e), 0);
+	CU_ASSERT_EQUAL(r.problems, 0);
+
+	/* Changed contents: only --check-contents sees it; not repairable. */
+	chmod(realf, 0644);
+	test_write_file(realf, "HI\n");
+	chmod(realf, 0444);
+	{
+		struct timespec t[2] = { { 0, UTIME_OMIT }, { 1, 0 } };
+		utimensat(AT_FDCWD, realf, t, 0);
+	}
+	CU_ASSERT_EQUAL(store_verify(s, 0, NULL, NULL, &r, &e), 0);
+	CU_ASSERT_EQUAL(r.problems, 0);
+	strbuf_reset(&kinds);
+	CU_ASSERT_EQUAL(store_verify(s, STORE_VERIFY_CONTENTS | STORE_VERIFY_REPAIR, on_problem,
+				     &kinds, &r, &e),
+			0);
+	CU_ASSERT_STRING_EQUAL(kinds.buf, "hash-mismatch;");
+	CU_ASSERT_EQUAL(r.repaired, 0);
+
+	/* A missing path still referenced cannot be invalidated; an unreferenced one can. */
+	CU_ASSERT_EQUAL(rm_rf_at(AT_FDCWD, realf, &e), 0);
+	CU_ASSERT_EQUAL(rm_rf_at(AT_FDCWD, reald, &e), 0);
+	strbuf_reset(&kinds);
+	CU_ASSERT_EQUAL(store_verify(s, STORE_VERIFY_REPAIR, on_problem, &kinds, &r, &e), 0);
+	CU_ASSERT_STRING_EQUAL(kinds.buf, "missing;missing;");
+	CU_ASSERT_EQUAL(r.repaired, 1);
+	CU_ASSERT_EQUAL(store_is_valid(s, PATH_D, &e), 0);
+	CU_ASSERT_EQUAL(store_is_valid(s, PATH_F, &e), 1);
+}
+
+static void test_build_records_api(void)
+{
+	cleanup_store struct store *s = open_store();
+	cleanup_error struct nib_error *e = NULL;
+	struct build_record r, *got = NULL;
+	size_t n = 0;
+
+	if (s == NULL) {
+		CU_FAIL("open");
+		return;
+	}
+	build_record_init(&r);
+	r.drv = xstrdup(DRV_X);
+	r.start_usec = 5;
+	r.status = xstrdup("running");
+	CU_ASSERT_EQUAL(store_build_record_add(s, &r, &e), 0);
+	CU_ASSERT(r.id > 0);
+	r.end_usec = 10;
+	CU_ASSERT_EQUAL(store_build_record_update(s, &r, &e), 0);
+	CU_ASSERT_EQUAL(store_build_records(s, DRV_X, 0, &got, &n, &e), 0);
+	CU_ASSERT(n == 1 && got[0].end_usec == 10);
+	build_records_free(got, n);
+	build_record_release(&r);
+}
+
+/*
+ * Several processes add overlapping sets of paths at once: every add
+ * succeeds, each path ends valid exactly once, nothing is left over.
+ */
+static void test_concurrent_writers(void)
+{
+	enum {
+		NPROC = 6,
+		NFILES = 12
+	};
+	cleanup_error struct nib_error *e = NULL;
+	pid_t pids[NPROC];
+	int failed = 0;
+
+	make_sources();
+	for (int i = 0; i < NFILES; i++) {
+		cleanup_free char *p = xasprintf("%s/src/c%d", tmp, i);
+		cleanup_free char *content = xasprintf("content %d\n", i);
+		test_write_file(p, content);
+	}
+	{
+		/* Create the database first so every child opens an existing store. */
+		struct store *s = open_store();
+		store_close(s);
+	}
+	for (int k = 0; k < NPROC; k++) {
+		pids[k] = fork();
+		if (pids[k] == 0) {
+			struct store *s = open_store();
+			int bad = s == NULL;
+			for (int round = 0; round < 3 && !bad; round++)
+				for (int i = (k + round) % 3; i < NFILES; i++) {
+					cleanup_free char *p = xasprintf("%s/src/c%d", tmp, i);
+					char *out = NULL;
+					struct nib_error *e2 = NULL;
+					if (store_add_path(s, p, NULL, &out, &e2) < 0) {
+						fprintf(stderr, "child %d: %s\n", k, e2->msg);
+						nib_error_free(e2);
+						bad = 1;
+						break;
+					}
+					free(out);
+				}
+			store_close(s);
+			_exit(bad);
+		}
+	}
+	for (int k = 0; k < NPROC; k++) {
+		int status = 0;
+		waitpid(pids[k], &status, 0);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			failed++;
+	}
+	CU_ASSERT_EQUAL(failed, 0);
+	{
+		cleanup_store struct store *s = open_store();
+		struct store_verify_result r = { 0 };
+		cleanup_free char *dir = real_of("/nix/store");
+		cleanup_dir DIR *d = opendir(dir);
+		struct dirent *de;
+		int entries = 0;
+
+		CU_ASSERT_EQUAL(store_verify(s, STORE_VERIFY_CONTENTS, NULL, NULL, &r, &e), 0);
+		CU_ASSERT_EQUAL(r.checked, NFILES);
+		CU_ASSERT_EQUAL(r.problems, 0);
+		while (d && (de = readdir(d)) != NULL)
+			if (de->d_name[0] != '.')
+				entries++;
+		CU_ASSERT_EQUAL(entries, NFILES); /* no lock files, no temporaries */
+	}
+}
+
+static CU_TestInfo tests[] = {
+	{ "layout", test_layout },
+	{ "add path gives Nix's paths", test_add_path_matches_nix },
+	{ "add text with references", test_add_text_and_refs },
+	{ "add NAR: checked, atomic, repair", test_add_nar },
+	{ "register and query", test_register_and_query },
+	{ "bad paths and inputs", test_bad_paths },
+	{ "read-only, newer schema, damaged db", test_readonly_and_schema_errors },
+	{ "canonicalise", test_canonicalise },
+	{ "verify and repair", test_verify },
+	{ "build records", test_build_records_api },
+	{ "concurrent writers", test_concurrent_writers },
+	CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+	{ "store", NULL, NULL, setup, teardown, tests },
+	CU_SUITE_INFO_NULL,
+};
+
+int main(void)
+{
+	return cunit_run(suites);
+}
