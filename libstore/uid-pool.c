@@ -1746,7 +1746,6 @@ int uid_pool_slot_set_info(struct uid_pool_slot *slot, const char *key, const ch
 			   struct nib_error **err)
 {
 	struct uid_pool_slot_priv *v = slot->priv;
-	cleanup_error struct nib_error *e = NULL;
 
 	if (v->owner != getpid() || v->rec_fd < 0)
 		return nib_error_set(err, NIB_E_INVALID, 0, "slot %u is not held by this process",
