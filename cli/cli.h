@@ -86,12 +86,16 @@ int cli_resolve_store_path(struct store *store, const char *arg, char **ret,
 			   struct nib_error **err);
 
 int cmd_show_config(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_derivation_show(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_derivation_paths(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_add(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_path_info(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_gc(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_store_verify(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_store_roots(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_store_delete(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_store_register(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_derivation_add(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_nar_dump(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_nar_restore(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_nar_hash(struct cli_ctx *ctx, int argc, char **argv);

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "hash.h"
+#include "hashset.h"
 #include "store.h"
 #include "util.h"
 #include "banned.h"
@@ -19,8 +20,26 @@ static const char options_help[] =
 	"  -r, --recursive       show the closure of the paths\n"
 	"  -s, --size            show the NAR size\n"
 	"  -S, --closure-size    show the total NAR size of the closure\n"
+	"      --references      print the references of the paths instead (sorted, unique)\n"
+	"      --referrers       print the valid paths that refer to them instead\n"
+	"      --deriver         print each path's deriver instead ('unknown-deriver' if none)\n"
 	"  PATH...               store paths (or symlinks into the store, or paths inside\n"
-	"                        store paths)\n";
+	"                        store paths)\n"
+	"With --json, --referrers adds a \"referrers\" list to each object.\n";
+
+/* An array of path infos, released at scope exit. */
+struct info_array {
+	struct store_path_info *v;
+	size_t n;
+};
+
+static void info_array_releasep(struct info_array *a)
+{
+	for (size_t i = 0; a->v != NULL && i < a->n; i++)
+		store_path_info_release(&a->v[i]);
+	free(a->v);
+}
+#define cleanup_info_array __attribute__((cleanup(info_array_releasep)))
 
 static int closure_size(struct store *store, const char *path, uint64_t *ret,
 			struct nib_error **err)
@@ -79,14 +98,19 @@ int cmd_path_info(struct cli_ctx *ctx, int argc, char **argv)
 		{ "recursive", no_argument, NULL, 'r' },
 		{ "size", no_argument, NULL, 's' },
 		{ "closure-size", no_argument, NULL, 'S' },
+		{ "references", no_argument, NULL, 'F' },
+		{ "referrers", no_argument, NULL, 'R' },
+		{ "deriver", no_argument, NULL, 'D' },
 		{ NULL, 0, NULL, 0 },
 	};
 	cleanup_store struct store *store = NULL;
 	cleanup_error struct nib_error *err = NULL;
 	cleanup_strv char **paths = xcalloc(1, sizeof(char *));
 	cleanup_json cJSON *out = cJSON_CreateArray();
+	cleanup_info_array struct info_array infos = { NULL, 0 };
+	cleanup_strset struct strset *listed = strset_new();
 	bool recursive = false, size = false, csize = false, invalid = false;
-	int c, r;
+	int c, r, query = 0;
 
 	while ((c = getopt_long(argc, argv, "hrsS", longopts, NULL)) != -1) {
 		switch (c) {
@@ -105,6 +129,15 @@ int cmd_path_info(struct cli_ctx *ctx, int argc, char **argv)
 		case 'S':
 			csize = true;
 			break;
+		case 'F':
+		case 'R':
+		case 'D':
+			if (query != 0 && query != c)
+				return cli_usage_error("path-info",
+						       "choose one of '--references', "
+						       "'--referrers' and '--deriver'");
+			query = c;
+			break;
 		default:
 			return cli_usage_error("path-info", "invalid option");
 		}
@@ -112,7 +145,7 @@ int cmd_path_info(struct cli_ctx *ctx, int argc, char **argv)
 	if (optind >= argc)
 		return cli_usage_error("path-info", "no paths given");
 
-	r = cli_open_store(ctx, false, &store);
+	r = cli_open_store(ctx, true, &store);
 	if (r != EXIT_OK)
 		return r;
 	for (int i = optind; i < argc; i++) {
@@ -129,47 +162,65 @@ int cmd_path_info(struct cli_ctx *ctx, int argc, char **argv)
 		paths = closure;
 	}
 
-	for (char **p = paths; *p; p++) {
-		struct store_path_info info = { 0 };
+	infos.n = strv_length(paths);
+	infos.v = xcalloc(infos.n + 1, sizeof(*infos.v));
+	if (store_query_path_infos(store, paths, infos.n, infos.v, &err) < 0)
+		return cli_report_error(ctx, err);
+	for (size_t i = 0; i < infos.n; i++) {
+		struct store_path_info *info = &infos.v[i];
+		cleanup_strv char **referrers = NULL;
 		uint64_t cs = 0;
 
-		r = store_query_path_info(store, *p, &info, &err);
-		if (r < 0)
-			return cli_report_error(ctx, err);
-		if (r == 0) {
+		if (info->path == NULL) {
+			cJSON *o;
 			if (!ctx->json) {
 				nib_error_set(&err, NIB_E_NOT_FOUND, 0, "path '%s' is not valid",
-					      *p);
+					      paths[i]);
 				return cli_report_error(ctx, err);
 			}
-			cJSON *o = cJSON_CreateObject();
-			cJSON_AddStringToObject(o, "path", *p);
+			o = cJSON_CreateObject();
+			cJSON_AddStringToObject(o, "path", paths[i]);
 			cJSON_AddBoolToObject(o, "valid", false);
 			cJSON_AddItemToArray(out, o);
 			invalid = true;
 			continue;
 		}
-		if (csize && closure_size(store, *p, &cs, &err) < 0) {
-			store_path_info_release(&info);
+		if (csize && closure_size(store, info->path, &cs, &err) < 0)
 			return cli_report_error(ctx, err);
-		}
+		if (query == 'R' && store_query_referrers(store, info->path, &referrers, &err) < 0)
+			return cli_report_error(ctx, err);
 		if (ctx->json) {
-			cJSON *o = info_json(&info);
+			cJSON *o = info_json(info);
 			if (csize)
 				cJSON_AddNumberToObject(o, "closureSize", (double)cs);
+			if (query == 'R') {
+				cJSON *a = cJSON_AddArrayToObject(o, "referrers");
+				for (char **q = referrers; *q; q++)
+					cJSON_AddItemToArray(a, cJSON_CreateString(*q));
+			}
 			cJSON_AddItemToArray(out, o);
+		} else if (query == 'F' || query == 'R') {
+			/* Like nix-store -q: the union over all paths, each once. */
+			for (char **q = query == 'F' ? info->references : referrers; q && *q; q++)
+				strset_add(listed, *q);
+		} else if (query == 'D') {
+			printf("%s\n", info->deriver ? info->deriver : "unknown-deriver");
 		} else {
-			printf("%s", info.path);
+			printf("%s", info->path);
 			if (size)
-				printf("\t%" PRIu64, info.nar_size);
+				printf("\t%" PRIu64, info->nar_size);
 			if (csize)
 				printf("\t%" PRIu64, cs);
 			putchar('\n');
 		}
-		store_path_info_release(&info);
 	}
-	if (ctx->json)
+	if (ctx->json) {
 		cli_print_json(out);
+	} else if (query == 'F' || query == 'R') {
+		cleanup_strv char **v = strset_to_sorted_strv(listed);
+		for (char **q = v; *q; q++)
+			printf("%s\n", *q);
+	}
 	if (invalid) {
 		fprintf(stderr, "nib: error: some paths are not valid\n");
 		return EXIT_FAILURE_NIB;

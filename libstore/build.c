@@ -301,7 +301,8 @@ static int goal_load(struct build_ctx *c, const char *drv_path, size_t *ret_idx,
 		*ret_idx = (size_t)(found - c->goals);
 		return 0;
 	}
-	if (store_read_derivation(c->store, drv_path, &d, err) < 0)
+	d = store_read_derivation(c->store, drv_path, err);
+	if (d == NULL)
 		return -1;
 	idx = goal_add(c, drv_path);
 	c->goals[idx].drv = d;

@@ -91,6 +91,7 @@ static const char nib_schema_sql[] =
 enum stmt_id {
 	ST_PATH_ID,
 	ST_PATH_QUERY,
+	ST_PATH_QUERY_REFS,
 	ST_PATH_INSERT,
 	ST_PATH_UPDATE,
 	ST_PATH_DELETE,
@@ -127,6 +128,10 @@ enum stmt_id {
 static const char *const stmt_sql[_ST_MAX] = {
 	[ST_PATH_ID] = "select id from ValidPaths where path = ?1",
 	[ST_PATH_QUERY] = "select " PATH_COLUMNS " from ValidPaths where path = ?1",
+	/* The row and its references in one statement (one read transaction). */
+	[ST_PATH_QUERY_REFS] = "select " PATH_COLUMNS ", (select group_concat(v.path, ' ')"
+			       " from Refs r join ValidPaths v on r.reference = v.id"
+			       " where r.referrer = p.id) from ValidPaths p where path = ?1",
 	[ST_PATH_INSERT] = "insert into ValidPaths (path, hash, registrationTime, deriver, narSize,"
 			   " ultimate, sigs, ca) values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
 	[ST_PATH_UPDATE] = "update ValidPaths set narSize = ?1, hash = ?2, ultimate = ?3,"
@@ -342,10 +347,20 @@ static int64_t column_i64_or(sqlite3_stmt *s, int i, int64_t null_value)
 
 int db_open(const char *path, unsigned flags, struct db **ret, struct nib_error **err)
 {
+	static bool configured;
 	struct db *db = xcalloc(1, sizeof(*db));
 	int oflags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
 	int rc;
 
+	if (!configured) {
+		/*
+		 * Memory statistics take a global mutex on every allocation; nib
+		 * does not read them.  Only possible before SQLite initialises,
+		 * so a failure (someone else initialised it) is fine.
+		 */
+		(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+		configured = true;
+	}
 	db->path = xstrdup(path);
 	db->flags = flags;
 	db->busy_deadline_ms = 600000;
@@ -398,6 +413,15 @@ int db_open(const char *path, unsigned flags, struct db **ret, struct nib_error 
 			goto fail;
 		}
 		sqlite3_finalize(s);
+		{
+			/*
+			 * Keep the -wal and -shm files when the last writer closes:
+			 * without them, a user who may not write the directory cannot
+			 * open the database even read-only.
+			 */
+			int one = 1;
+			sqlite3_file_control(db->conn, "main", SQLITE_FCNTL_PERSIST_WAL, &one);
+		}
 	}
 	/*
 	 * In WAL mode NORMAL only loses the last transactions on power loss,
@@ -407,6 +431,13 @@ int db_open(const char *path, unsigned flags, struct db **ret, struct nib_error 
 		    (flags & DB_OPEN_NO_FSYNC) ? "pragma synchronous = off"
 					       : "pragma synchronous = normal",
 		    "cannot set up", err) < 0)
+		goto fail;
+	/*
+	 * A 32 MiB page cache: path-info queries are the hot path of a daemon.
+	 * (A memory map was tried and measured slower: SQLite re-checks the
+	 * file size on every read transaction.)
+	 */
+	if (db_exec(db, "pragma cache_size = -32768", "cannot set up", err) < 0)
 		goto fail;
 	*ret = db;
 	return 0;
@@ -677,6 +708,46 @@ int db_path_query(struct db *db, const char *path, struct db_path_row *ret, stru
 	if (rc == SQLITE_DONE)
 		return 0;
 	read_path_row(s, ret);
+	return 1;
+}
+
+static int cmp_strp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int db_path_query_refs(struct db *db, const char *path, struct db_path_row *ret, char ***ret_refs,
+		       struct nib_error **err)
+{
+	cleanup_stmt_reset sqlite3_stmt *s = stmt_get(db, ST_PATH_QUERY_REFS, err);
+	char **refs = NULL;
+	const char *list;
+	size_t n = 0;
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
+	rc = step(db, s, true, "cannot query path", err);
+	if (rc < 0)
+		return -1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	/* Store paths never contain spaces, so the list splits unambiguously. */
+	list = (const char *)sqlite3_column_text(s, 9);
+	for (const char *p = list; p && *p; p++)
+		n += *p == ' ';
+	refs = xcalloc(list && *list ? n + 2 : 1, sizeof(char *));
+	n = 0;
+	for (const char *p = list; p && *p;) {
+		const char *sp = strchr(p, ' ');
+		size_t len = sp ? (size_t)(sp - p) : strlen(p);
+		refs[n++] = xstrndup(p, len);
+		p += len + (sp != NULL);
+	}
+	qsort(refs, n, sizeof(char *), cmp_strp);
+	read_path_row(s, ret);
+	*ret_refs = refs;
 	return 1;
 }
 

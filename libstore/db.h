@@ -114,6 +114,10 @@ int db_path_id(struct db *db, const char *path, int64_t *ret_id, struct nib_erro
 /* The row of a valid path: 1 and *ret filled (caller releases), or 0. */
 int db_path_query(struct db *db, const char *path, struct db_path_row *ret, struct nib_error **err);
 
+/* db_path_query plus the row's references (sorted, caller frees) in one statement. */
+int db_path_query_refs(struct db *db, const char *path, struct db_path_row *ret, char ***ret_refs,
+		       struct nib_error **err);
+
 /* Insert a new row (row->id ignored); sets *ret_id. Path must not be valid. */
 int db_path_insert(struct db *db, const struct db_path_row *row, int64_t *ret_id,
 		   struct nib_error **err);

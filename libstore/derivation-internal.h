@@ -32,6 +32,12 @@ int drv_sort_maps(struct derivation *d, const char *where, struct nib_error **er
 void drv_print_aterm_ex(const struct derivation *d, bool mask, const struct drv_input *repl,
 			size_t n_repl, struct strbuf *o);
 
+/*
+ * The derivation's name from env "name", else from the "name" of structured
+ * attrs (env "__json"); NULL when neither has one.  Newly allocated.
+ */
+char *drv_name_from_env(const struct derivation *d);
+
 /* "r:sha256" -> NAR + SHA256.  Returns 0, or -1 if unknown. */
 int drv_parse_method_algo(const char *s, enum drv_ca_method *ret_m, enum hash_algo *ret_a);
 

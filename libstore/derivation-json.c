@@ -326,6 +326,21 @@ int drv_json_dump_sorted(const cJSON *v, struct strbuf *o, struct nib_error **er
 	return 0;
 }
 
+char *drv_name_from_env(const struct derivation *d)
+{
+	const char *name = derivation_get_env(d, "name");
+	const char *json = derivation_get_env(d, "__json");
+	cleanup_cjson cJSON *root = NULL;
+	const cJSON *n;
+
+	if (name != NULL)
+		return xstrdup(name);
+	if (json == NULL || (root = cJSON_Parse(json)) == NULL)
+		return NULL;
+	n = cJSON_GetObjectItemCaseSensitive(root, "name");
+	return cJSON_IsString(n) ? xstrdup(n->valuestring) : NULL;
+}
+
 /* ---- parsing ---- */
 
 struct jctx {
@@ -406,7 +421,7 @@ static int prescan(const char *s, size_t len, struct nib_error **err)
 		case '{':
 			if (++depth > DRV_MAX_JSON_DEPTH)
 				return syntax_error(s, len, i, "nested too deeply", err);
-			/* fall through */
+			__attribute__((fallthrough));
 		case ',':
 			if (++items > DRV_MAX_ITEMS)
 				return syntax_error(s, len, i, "too many values", err);
@@ -799,10 +814,10 @@ static int parse_drv_object(struct jctx *c, const cJSON *v, struct derivation *d
 						"invalid derivation JSON at structuredAttrs");
 		derivation_set_env(d, "__json", js.buf);
 	}
-	if (name == NULL)
-		name = derivation_get_env(d, "name");
 	if (name != NULL)
 		d->name = xstrdup(name);
+	else
+		d->name = drv_name_from_env(d);
 	return 0;
 }
 

@@ -782,17 +782,13 @@ int derivation_parse_aterm(const char *text, size_t len, const char *store_dir,
 {
 	cleanup_derivation struct derivation *d = derivation_new();
 	struct aterm a = { .s = text, .len = len, .store_dir = store_dir, .err = err };
-	const char *name;
-
 	if (len > DRV_MAX_TEXT)
 		return nib_error_set(err, NIB_E_INVALID, 0,
 				     "derivation is too large (%zu bytes, at most %zu)", len,
 				     DRV_MAX_TEXT);
 	if (parse_aterm(&a, d) < 0)
 		return -1;
-	name = derivation_get_env(d, "name");
-	if (name != NULL)
-		d->name = xstrdup(name);
+	d->name = drv_name_from_env(d);
 	*ret = TAKE_PTR(d);
 	return 0;
 }

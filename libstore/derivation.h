@@ -77,7 +77,7 @@ struct drv_env {
 };
 
 struct derivation {
-	char *name; /* the derivation name: JSON "name", else env "name"; may be NULL */
+	char *name; /* JSON "name", else env "name" or structured attrs' "name"; may be NULL */
 	struct drv_output *outputs;
 	size_t n_outputs;
 	struct drv_input *inputs; /* input derivations */
@@ -123,7 +123,8 @@ const char *drv_ca_method_name(enum drv_ca_method m);
 
 /*
  * Parse an ATerm .drv ("Derive([...],...)").  Paths must lie in store_dir.
- * The name is taken from env "name" (NULL when absent).  Errors name the
+ * The name is taken from env "name", or the "name" of structured attrs
+ * (NULL when neither has one).  Errors name the
  * byte offset: "invalid derivation at byte 17: expected ',' but found ')'".
  * len may not exceed DRV_MAX_TEXT.  *ret is a new derivation.
  */
@@ -261,10 +262,23 @@ int derivation_check_outputs(struct drv_hasher *h, const struct derivation *d,
  * add` takes): fixed outputs get their path; an all-deferred derivation
  * whose inputs are not deferred becomes input-addressed, with paths from the
  * masked hash modulo.  Env vars named after such outputs are set when
- * absent or empty (a different value is an error).  Then checks as
- * derivation_check_outputs.
+ * absent or empty (a different value is an error).  An absent env var is
+ * hashed as present and empty, as Nix's derivation primop produces it; Nix
+ * 2.33+ hashes it absent, which yields a derivation its own check rejects.
+ * Then checks as derivation_check_outputs.
+ *
+ * For `nib derivation add`: derivation_parse_any, derivation_fill_outputs,
+ * derivation_store_path (which also returns the ATerm to store) and
+ * derivation_references.
  */
 int derivation_fill_outputs(struct drv_hasher *h, struct derivation *d, struct nib_error **err);
+
+/*
+ * The references of the .drv itself: input sources and input derivations,
+ * sorted, distinct, as a new NULL-terminated vector of full paths (caller
+ * frees with strv_free).
+ */
+char **derivation_references(const struct derivation *d);
 
 /*
  * The .drv store path: a text path named "<name>.drv" over the ATerm, with

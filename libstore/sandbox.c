@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -28,7 +29,6 @@
 #include "cleanup.h"
 #include "sandbox.h"
 #include "seccomp.h"
-#include "strbuf.h"
 #include "util.h"
 #include "banned.h"
 
@@ -242,7 +242,7 @@ static __attribute__((noreturn)) void child_fail(struct child *c, int err)
 	ssize_t w;
 
 	if (c->subject != NULL)
-		snprintf(r.step, sizeof(r.step), "%s '%s'", c->step, c->subject);
+		snprintf(r.step, sizeof(r.step), "%s %s", c->step, c->subject);
 	else
 		snprintf(r.step, sizeof(r.step), "%s", c->step);
 	w = write(c->p->report_fd, &r, sizeof(r));
@@ -500,7 +500,6 @@ static void build_root(struct child *c)
 	CHECK(c, mkdir("dev/shm", 0755));
 	CHECK(c, mkdir("proc", 0555));
 	CHECK(c, mkdir("tmp", 01777));
-	CHECK(c, chmod("tmp", 01777));
 	if (p->uid_range)
 		CHECK(c, mkdir("sys", 0555));
 	CHECK(c, symlink("/proc/self/fd", "dev/fd"));
@@ -511,7 +510,6 @@ static void build_root(struct child *c)
 	STEP(c, "creating the store directory", p->store_rel);
 	CHECK(c, make_parents(p->store_rel));
 	CHECK(c, mkdir(p->store_rel, 01775));
-	CHECK(c, chmod(p->store_rel, 01775));
 	STEP(c, "writing", "/etc/passwd");
 	CHECK(c, write_file("etc/passwd", p->passwd, 0644));
 	STEP(c, "writing", "/etc/group");
@@ -585,6 +583,8 @@ static __attribute__((noreturn)) void run_child(const struct plan *p)
 	ssize_t n;
 
 	reset_signals();
+	/* The skeleton's modes are the ones given, whatever the caller's umask. */
+	umask(0);
 
 	STEP(&c, "waiting for the parent", NULL);
 	do
@@ -985,28 +985,58 @@ static int validate_spec(const struct sandbox_spec *spec, struct nib_error **err
 	return 0;
 }
 
-/* Give the directories the owners the builder needs (root callers only). */
+static int dir_is_empty(int fd)
+{
+	cleanup_dir DIR *d = NULL;
+	struct dirent *de;
+	int fd2 = dup(fd);
+
+	if (fd2 < 0)
+		return -1;
+	d = fdopendir(fd2);
+	if (d == NULL) {
+		close(fd2);
+		return -1;
+	}
+	while ((errno = 0, de = readdir(d)) != NULL)
+		if (!STREQ(de->d_name, ".") && !STREQ(de->d_name, ".."))
+			return 0;
+	return errno != 0 ? -1 : 1;
+}
+
+/*
+ * Check the host directories and give them the owners the builder needs
+ * (when we are root; a rootless caller owns them already).  The output
+ * directory must be empty: the child creates mountpoints in it before the
+ * builder runs, and leftovers of an earlier build (a symlink named like an
+ * input) must not be able to redirect that.
+ */
 static int prepare_host_dirs(const struct sandbox_spec *spec, struct nib_error **err)
 {
 	cleanup_close int bfd = -1, ofd = -1;
+	bool root = geteuid() == 0;
+	int r;
 
-	if (geteuid() != 0)
-		return 0; /* rootless: the directories are already the caller's */
 	bfd = open(spec->build_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (bfd < 0)
 		return nib_error_errno(err, "cannot open build directory '%s'", spec->build_dir);
-	if (fchown(bfd, spec->host_uid, spec->host_gid) < 0 || fchmod(bfd, 0700) < 0)
+	if (root && (fchown(bfd, spec->host_uid, spec->host_gid) < 0 || fchmod(bfd, 0700) < 0))
 		return nib_error_errno(err, "cannot hand build directory '%s' to the builder",
 				       spec->build_dir);
-	if (spec->output_dir != NULL) {
-		ofd = open(spec->output_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (ofd < 0)
-			return nib_error_errno(err, "cannot open output directory '%s'",
-					       spec->output_dir);
-		if (fchown(ofd, 0, spec->host_gid) < 0 || fchmod(ofd, 01775) < 0)
-			return nib_error_errno(err, "cannot prepare output directory '%s'",
-					       spec->output_dir);
-	}
+	if (spec->output_dir == NULL)
+		return 0;
+	ofd = open(spec->output_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (ofd < 0)
+		return nib_error_errno(err, "cannot open output directory '%s'", spec->output_dir);
+	r = dir_is_empty(ofd);
+	if (r < 0)
+		return nib_error_errno(err, "cannot read output directory '%s'", spec->output_dir);
+	if (r == 0)
+		return nib_error_set(err, NIB_E_INVALID, 0, "output directory '%s' is not empty",
+				     spec->output_dir);
+	if (root && (fchown(ofd, 0, spec->host_gid) < 0 || fchmod(ofd, 01775) < 0))
+		return nib_error_errno(err, "cannot prepare output directory '%s'",
+				       spec->output_dir);
 	return 0;
 }
 
@@ -1306,7 +1336,6 @@ int sandbox_check_available(struct nib_error **err)
 	int fds[2], status, pidfd = -1;
 	int32_t rep[2];
 	bool in_cgroup;
-	char map[64];
 	pid_t pid;
 	ssize_t n;
 
@@ -1347,9 +1376,6 @@ int sandbox_check_available(struct nib_error **err)
 		return nib_error_errno(err, "cannot build in a sandbox: cannot create user, "
 					    "mount, PID, IPC, UTS and network namespaces");
 	closep(&rep_w);
-	/* Map ourselves so the test behaves as a build will (no map needed for root). */
-	snprintf(map, sizeof(map), "0 %u 1\n", (unsigned)geteuid());
-	(void)write_proc_file(pid, "uid_map", map, &ignored);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	if (pidfd >= 0)

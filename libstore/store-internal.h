@@ -18,6 +18,9 @@ struct store_ops {
 			   struct nib_error **err);
 	int (*query_path_info)(struct store *s, const char *path, struct store_path_info *ret,
 			       struct nib_error **err);
+	/* Optional: store.c loops over query_path_info without it. */
+	int (*query_path_infos)(struct store *s, char *const *paths, size_t n,
+				struct store_path_info *ret, struct nib_error **err);
 	int (*query_referrers)(struct store *s, const char *path, char ***ret,
 			       struct nib_error **err);
 	int (*query_valid_derivers)(struct store *s, const char *path, char ***ret,

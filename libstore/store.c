@@ -107,6 +107,37 @@ int store_query_path_info(struct store *store, const char *path, struct store_pa
 	return CALL(store, query_path_info, "query path info", err, p, ret);
 }
 
+int store_query_path_infos(struct store *store, char *const *paths, size_t n,
+			   struct store_path_info *ret, struct nib_error **err)
+{
+	cleanup_strv char **norm = xcalloc(n + 1, sizeof(char *));
+	struct store_path_info *out = xcalloc(n + 1, sizeof(*out));
+	int r = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (check_path(store, paths[i], &norm[i], err) < 0) {
+			free(out);
+			return -1;
+		}
+	if (store->ops->query_path_infos != NULL) {
+		r = store->ops->query_path_infos(store, norm, n, out, err);
+	} else if (store->ops->query_path_info == NULL) {
+		r = unsupported(store, "query path info", err);
+	} else {
+		for (size_t i = 0; i < n && r >= 0; i++)
+			r = store->ops->query_path_info(store, norm[i], &out[i], err);
+	}
+	if (r < 0) {
+		for (size_t i = 0; i < n; i++)
+			store_path_info_release(&out[i]);
+		free(out);
+		return -1;
+	}
+	memcpy(ret, out, n * sizeof(*out));
+	free(out);
+	return 0;
+}
+
 int store_query_references(struct store *store, const char *path, char ***ret,
 			   struct nib_error **err)
 {

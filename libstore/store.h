@@ -89,6 +89,14 @@ int store_query_valid(struct store *store, char *const *paths, size_t n, bool *r
 int store_query_path_info(struct store *store, const char *path, struct store_path_info *ret,
 			  struct nib_error **err);
 
+/*
+ * Metadata of n paths at once, from one consistent snapshot (and much
+ * faster than n single queries).  ret has n entries; an entry whose path is
+ * not valid is left zeroed (ret[i].path == NULL).  Release each entry.
+ */
+int store_query_path_infos(struct store *store, char *const *paths, size_t n,
+			   struct store_path_info *ret, struct nib_error **err);
+
 /* References of a valid path (NULL-terminated, sorted, caller frees). */
 int store_query_references(struct store *store, const char *path, char ***ret,
 			   struct nib_error **err);
@@ -152,8 +160,10 @@ enum store_add_flags {
 /*
  * Add a path from a NAR stream with the given metadata (info->path,
  * nar_hash, nar_size, references, deriver, ca; registration_time 0 = now).
- * The stream is always read to its end.  When its hash or size differ from
- * info, nothing changes and the error says what differed.  A path that is
+ * Exactly the archive's bytes are read from src (it may be part of a longer
+ * stream), at most nar_size of them, also when the path is valid already.
+ * When its hash or size differ from info, nothing changes and the error
+ * says what differed.  A path that is
  * already valid is left alone unless STORE_ADD_REPAIR.
  */
 int store_add_nar(struct store *store, const struct store_path_info *info, nar_source_fn src,

@@ -19,17 +19,18 @@ UNIT_TESTS = \
 	%reldir%/unit/test-error \
 	%reldir%/unit/test-util \
 	%reldir%/unit/test-hash \
+	%reldir%/unit/test-path \
+	%reldir%/unit/test-derivation \
 	%reldir%/unit/test-settings \
 	%reldir%/unit/test-db \
 	%reldir%/unit/test-store \
 	%reldir%/unit/test-gc \
 	%reldir%/unit/test-nar \
 	%reldir%/unit/test-refscan \
-	%reldir%/unit/test-path \
-	%reldir%/unit/test-derivation \
 	%reldir%/unit/test-seccomp \
 	%reldir%/unit/test-cgroup \
 	%reldir%/unit/test-sandbox \
+	%reldir%/unit/test-protocol \
 	%reldir%/unit/test-uid-pool
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
@@ -89,6 +90,9 @@ TESTS += %reldir%/unit/test-build
 %canon_reldir%_unit_test_sandbox_SOURCES = %reldir%/unit/test-sandbox.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_sandbox_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_sandbox_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_protocol_SOURCES = %reldir%/unit/test-protocol.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_protocol_CPPFLAGS = $(UNITCPPFLAGS) -DABS_TOP_SRCDIR='"$(abs_top_srcdir)"'
+%canon_reldir%_unit_test_protocol_LDADD = $(UNITLDADD)
 %canon_reldir%_unit_test_uid_pool_SOURCES = %reldir%/unit/test-uid-pool.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_uid_pool_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_uid_pool_LDADD = $(UNITLDADD)
@@ -104,9 +108,13 @@ check_PROGRAMS += %reldir%/helpers/syscall-probe
 %canon_reldir%_helpers_syscall_probe_SOURCES = %reldir%/helpers/syscall-probe.c
 %canon_reldir%_helpers_syscall_probe_CFLAGS = $(WARN_CFLAGS)
 %canon_reldir%_helpers_syscall_probe_LDFLAGS = -static
+# Fakes an older kernel for the fallback tests.
+check_PROGRAMS += %reldir%/helpers/enosys
+%canon_reldir%_helpers_enosys_SOURCES = %reldir%/helpers/enosys.c
 
 INTEGRATION_TESTS = \
 	%reldir%/integration/t0001-cli.sh \
+	%reldir%/integration/t0200-derivation.sh \
 	%reldir%/integration/t0201-add.sh \
 	%reldir%/integration/t0202-path-info.sh \
 	%reldir%/integration/t0203-gc.sh \
@@ -114,10 +122,12 @@ INTEGRATION_TESTS = \
 	%reldir%/integration/t0205-store-errors.sh \
 	%reldir%/integration/t0206-concurrent-writers.sh \
 	%reldir%/integration/t0207-crash-safety.sh \
+	%reldir%/integration/t0208-derivation-add.sh \
 	%reldir%/integration/t0100-nar.sh \
 	%reldir%/integration/t0300-sandbox-isolation.sh \
 	%reldir%/integration/t0301-sandbox-uid-range.sh \
 	%reldir%/integration/t0302-sandbox-limits.sh \
+	%reldir%/integration/t0303-sandbox-fallbacks.sh \
 	%reldir%/integration/t0050-slots.sh \
 	%reldir%/integration/t0051-slots-crash.sh \
 	%reldir%/integration/t0400-build-basic.sh \
@@ -126,6 +136,8 @@ INTEGRATION_TESTS = \
 	%reldir%/integration/t0403-build-graph.sh \
 	%reldir%/integration/t0404-build-uid-range.sh
 TESTS += $(INTEGRATION_TESTS)
+# Run by hand against Debian's nix-bin (docs/interop-store.md); never by make check.
+EXTRA_DIST += %reldir%/interop/store-nix.sh docs/interop-store.md
 EXTRA_DIST += $(INTEGRATION_TESTS) %reldir%/integration/lib.sh %reldir%/data/nar %reldir%/data/derivations \
 	%reldir%/integration/sandbox-lib.sh %reldir%/integration/build-lib.sh
 
@@ -156,3 +168,4 @@ include %reldir%/fuzz/local.mk
 check_PROGRAMS += $(FUZZ_TARGETS)
 TESTS += %reldir%/fuzz/run-corpora.sh
 EXTRA_DIST += %reldir%/fuzz/run-corpora.sh %reldir%/fuzz/corpus %reldir%/fuzz/nar.dict
+EXTRA_DIST += %reldir%/data/protocol

@@ -302,10 +302,14 @@ static void test_add_nar(void)
 	nib_error_clear(&e);
 	CU_ASSERT_EQUAL(store_is_valid(s, PATH_D, &e), 0);
 
+	/* The archive inside a longer stream: only its bytes are read. */
+	strbuf_addstr(&nar, "TRAILER");
 	m = (struct mem_source){ nar.buf, nar.len };
 	CU_ASSERT_EQUAL(store_add_nar(s, &info, mem_read, &m, 0, &e), 0);
 	if (e)
 		fprintf(stderr, "%s\n", e->msg);
+	CU_ASSERT_EQUAL(m.left, 7);
+	strbuf_setlen(&nar, nar.len - 7);
 	CU_ASSERT_EQUAL(store_is_valid(s, PATH_D, &e), 1);
 	CU_ASSERT_EQUAL(lstat(real, &st), 0);
 	CU_ASSERT_EQUAL(st.st_mode & 07777, 0555);
@@ -408,6 +412,16 @@ static void test_register_and_query(void)
 	CU_ASSERT(info.registration_time > 0);
 	store_path_info_release(&info);
 
+	{
+		struct store_path_info many[3];
+		CU_ASSERT_EQUAL(store_query_path_infos(s, q, 3, many, &e), 0);
+		CU_ASSERT(many[0].path && STREQ(many[0].path, OUT_A));
+		CU_ASSERT_EQUAL(strv_length(many[0].references), 2);
+		CU_ASSERT(many[1].path && STREQ(many[1].path, OUT_C));
+		CU_ASSERT_PTR_NULL(many[2].path); /* not valid */
+		for (int i = 0; i < 3; i++)
+			store_path_info_release(&many[i]);
+	}
 	{
 		char *const one[] = { (char *)OUT_A, NULL };
 		CU_ASSERT_EQUAL(store_query_closure(s, one, 1, 0, &closure, &e), 0);
@@ -526,7 +540,13 @@ static void test_readonly_and_schema_errors(void)
 	nib_error_clear(&e);
 	CU_ASSERT_EQUAL(write_file_atomic_at(AT_FDCWD, schema, "10", 2, 0644, false, &e), 0);
 
-	/* A damaged database file. */
+	/* A damaged database file (and no write-ahead log to read pages from). */
+	{
+		cleanup_free char *wal = xasprintf("%s-wal", dbfile),
+				  *shm = xasprintf("%s-shm", dbfile);
+		unlink(wal);
+		unlink(shm);
+	}
 	CU_ASSERT_EQUAL(write_file_atomic_at(AT_FDCWD, dbfile,
 					     "garbage garbage garbage garbage "
 					     "garbage garbage garbage garbage garbage garbage",
