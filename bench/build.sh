@@ -8,7 +8,8 @@
 # valid already:
 #   single   median wall time of `nib build x.json` for one trivial derivation
 #            (`echo x > $out`, a new nonce each time): parse, add the .drv,
-#            sandbox, run, register, clean up, including process start;
+#            sandbox, run, register, clean up, including process start; and
+#            of `nib build /nib/store/…drv` with the .drv added beforehand;
 #   wide     200 independent trivial derivations in one `nib build -j 2`,
 #            time per build;
 #   chain    a chain of 50 derivations (each reads its input), time per build.
@@ -71,6 +72,20 @@ nib_single() { # extra options...
 	done | median
 }
 
+# Like Nix's figure: the .drv is in the store already (nib derivation add, not timed).
+nib_single_drv() {
+	local i t0 t1 f drv
+	for i in $(seq "$iters"); do
+		f="$scratch/d/sd-$RANDOM-$i.json"
+		trivial "$f" single-drv "$(now_ns)-$i"
+		drv=$("$nib" derivation add "$f")
+		t0=$(now_ns)
+		"$nib" build "$drv" >/dev/null
+		t1=$(now_ns)
+		echo $((t1 - t0))
+	done | median
+}
+
 nib_wide() { # extra options...
 	local i t0 t1 files=()
 	for i in $(seq 200); do
@@ -106,6 +121,8 @@ trivial "$scratch/d/warm.json" warm "$(now_ns)"
 echo "nib build benchmark ($(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg))"
 n_single=$(nib_single)
 n_single_nofsync=$(nib_single --option fsync-metadata false)
+n_single_drv=""
+"$nib" derivation add --help >/dev/null 2>&1 && n_single_drv=$(nib_single_drv)
 n_wide=$(nib_wide)
 n_wide_nofsync=$(nib_wide --option fsync-metadata false)
 n_chain=$(nib_chain)
@@ -170,6 +187,7 @@ row() { # LABEL NIB NIX GOAL
 printf '\n%-44s %13s %12s\n' "" "nib" "Nix 2.8"
 row "one trivial build, median of $iters" "$(ms "$n_single")" "$( [ -n "$x_single" ] && ms "$x_single")" "(goal <= 10 ms)"
 row "  the same with fsync-metadata = false" "$(ms "$n_single_nofsync")" "" ""
+[ -n "$n_single_drv" ] && row "  the .drv added beforehand (as for Nix)" "$(ms "$n_single_drv")" "" ""
 row "200 independent builds, -j 2, per build" "$(ms "$n_wide" 200)" "$( [ -n "$x_wide" ] && ms "$x_wide" 200)" "(goal <= 5 ms)"
 row "  the same with fsync-metadata = false" "$(ms "$n_wide_nofsync" 200)" "" ""
 row "chain of 50, per build" "$(ms "$n_chain" 50)" "$( [ -n "$x_chain" ] && ms "$x_chain" 50)" ""
