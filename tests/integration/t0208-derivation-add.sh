@@ -11,12 +11,16 @@ ndrv=$(ls "$S/drv" | wc -l)
 
 plan 20
 
-# The input sources, at the paths Nix gave them.
-run_ok "add a source file" "$NIB" add "$V/src/hello.txt"
+# The input sources, at the paths Nix gave them.  A copy, with the symlink
+# made again: `make dist` packs symlinks as the files they point to.
+cp -r "$V/src" "$TEST_ROOT/src"
+rm -f "$TEST_ROOT/src/srcdir/link"
+ln -s run.sh "$TEST_ROOT/src/srcdir/link"
+run_ok "add a source file" "$NIB" add "$TEST_ROOT/src/hello.txt"
 HELLO=$OUT
 grep -q "^$HELLO " "$S/sources.txt" && ok "hello.txt at Nix's path" || not_ok "hello.txt at Nix's path"
-run_ok "add a source directory, twice with a name" "$NIB" add "$V/src/srcdir"
-run_ok "named" "$NIB" add --name named-src "$V/src/srcdir"
+run_ok "add a source directory, twice with a name" "$NIB" add "$TEST_ROOT/src/srcdir"
+run_ok "named" "$NIB" add --name named-src "$TEST_ROOT/src/srcdir"
 SCRIPT=$(ls "$S/text")
 run_ok "add a text file with a reference" "$NIB" add --text --name script.sh --ref "$HELLO" "$S/text/$SCRIPT"
 is "script.sh at Nix's path" "$OUT" "/nix/store/$SCRIPT"
