@@ -136,7 +136,8 @@ uint64_t archive_log_size(const struct archive_log *w)
 
 int archive_log_commit(struct archive_log *w, bool do_fsync, struct nib_error **err)
 {
-	cleanup_archive_log struct archive_log *owned = w;
+	/* Frees w on every return: commit consumes the writer. */
+	cleanup_archive_log __attribute__((unused)) struct archive_log *owned = w;
 
 	if (w->a != NULL) {
 		if (archive_write_close(w->a) != ARCHIVE_OK)
