@@ -263,7 +263,6 @@ static void test_add_nar(void)
 	cleanup_error struct nib_error *e = NULL;
 	cleanup_strbuf struct strbuf nar = STRBUF_INIT;
 	cleanup_free char *srcd = src_path("d"), *real = real_of(PATH_D);
-	cleanup_strv char **tmpnames = NULL;
 	struct store_path_info info = { 0 };
 	struct mem_source m;
 	struct stat st;
@@ -561,7 +560,7 @@ static void test_canonicalise(void)
 {
 	cleanup_store struct store *s = open_store();
 	cleanup_error struct nib_error *e = NULL;
-	cleanup_free char *dir = real_of(OUT_A), *file = NULL, *problem = NULL;
+	cleanup_free char *dir = real_of(OUT_A), *file = NULL;
 	struct stat st;
 
 	if (s == NULL) {

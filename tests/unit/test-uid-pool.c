@@ -1269,7 +1269,7 @@ static void test_contention(void)
 	memset(shared, 0, 4096);
 	{
 		/* Create the directories once, before the crowd arrives. */
-		cleanup_uid_pool struct uid_pool *p = open_pool(s);
+		cleanup_uid_pool __attribute__((unused)) struct uid_pool *p = open_pool(s);
 	}
 	for (int i = 0; i < C_PROCS; i++) {
 		kids[i] = fork();
