@@ -1,13 +1,16 @@
 /*
  * nib-daemon - the multi-user build daemon.
  *
- * Process skeleton: settings, logging, readiness, signal handling through
- * signalfd.  Serving the worker protocol on a socket is not part of this
- * file yet.
+ * Listens on the daemon socket (or a socket passed by systemd), forks one
+ * process per connection (its own session, its own store handle), which
+ * authenticates the peer (peer.h) and serves the worker protocol
+ * (serve.h).  The parent only accepts, counts and reaps.  --stdio serves one
+ * connection on stdin/stdout.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
@@ -15,13 +18,187 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "local-store.h"
 #include "log.h"
+#include "peer.h"
+#include "protocol.h"
+#include "serve.h"
 #include "settings.h"
+#include "store.h"
 #include "util.h"
 #include "banned.h"
+
+/* Seconds connection processes get after SIGTERM before SIGKILL. */
+#define DAEMON_GRACE_SEC 10
+
+struct child {
+	pid_t pid;
+	bool counted; /* a served connection (not a refusal) */
+};
+
+static struct child *children;
+static size_t n_children, cap_children;
+static size_t n_served;
+
+static void child_add(pid_t pid, bool counted)
+{
+	if (n_children == cap_children) {
+		cap_children = cap_children ? cap_children * 2 : 16;
+		children = xreallocarray(children, cap_children, sizeof(*children));
+	}
+	children[n_children++] = (struct child){ pid, counted };
+	if (counted)
+		n_served++;
+}
+
+static void reap(void)
+{
+	for (;;) {
+		int status;
+		pid_t pid = waitpid(-1, &status, WNOHANG);
+		if (pid <= 0)
+			return;
+		for (size_t i = 0; i < n_children; i++) {
+			if (children[i].pid != pid)
+				continue;
+			if (children[i].counted)
+				n_served--;
+			children[i] = children[--n_children];
+			break;
+		}
+		if (WIFSIGNALED(status))
+			log_warning("connection process %d killed by signal %d", (int)pid,
+				    WTERMSIG(status));
+	}
+}
+
+/* The connection process: authenticate, open the store, serve. */
+static int serve_child(const struct settings *settings, int in_fd, int out_fd,
+		       const struct peer_cred *cred, uint64_t conn_no, bool refuse_busy)
+{
+	cleanup_error struct nib_error *err = NULL;
+	cleanup_settings struct settings *mine = settings_copy(settings);
+	cleanup_proto_conn struct proto_conn *conn = proto_conn_new_fd(in_fd, out_fd, true);
+	cleanup_store struct store *store = NULL;
+	cleanup_free char *tag =
+		xasprintf("conn %llu uid=%u", (unsigned long long)conn_no, (unsigned)cred->uid);
+	struct serve_peer peer = {
+		.pid = cred->pid, .uid = cred->uid, .gid = cred->gid, .tag = tag
+	};
+
+	if (refuse_busy) {
+		log_warning("%s: refused: too many connections", tag);
+		serve_refuse(conn, PROTO_TRUST_UNKNOWN,
+			     "the nib daemon has too many connections (max-connections); try "
+			     "again later",
+			     NULL);
+		return 1;
+	}
+	if (peer_authorise(cred, mine, &peer.trusted, &err) < 0) {
+		log_warning("%s: refused: %s", tag, err->msg);
+		serve_refuse(conn, PROTO_TRUST_NOT_TRUSTED, err->msg, NULL);
+		return 1;
+	}
+	log_info("%s: connected (user %s, pid %d, %s)", tag, cred->user, (int)cred->pid,
+		 peer.trusted ? "trusted" : "untrusted");
+	if (local_store_open(mine, 0, &store, &err) < 0) {
+		log_error("%s: %s", tag, err->msg);
+		serve_refuse(conn, peer.trusted ? PROTO_TRUST_TRUSTED : PROTO_TRUST_NOT_TRUSTED,
+			     err->msg, NULL);
+		return 1;
+	}
+	if (serve_connection(store, mine, conn, &peer, &err) < 0) {
+		log_info("%s: closed: %s", tag, err->msg);
+		return 1;
+	}
+	log_debug("%s: closed", tag);
+	return 0;
+}
+
+/* A listening socket at path: directory 0755, socket 0666, stale socket removed. */
+static int listen_unix(const char *path, struct nib_error **err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	cleanup_free char *dir = xstrdup(path);
+	cleanup_close int fd = -1;
+	char *slash = strrchr(dir, '/');
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return nib_error_set(err, NIB_E_INVALID, 0, "socket path '%s' is too long", path);
+	if (slash != NULL && slash != dir) {
+		*slash = '\0';
+		if (mkdir_p(dir, 0755, err) < 0)
+			return -1;
+		if (chmod(dir, 0755) < 0)
+			return nib_error_errno(err, "cannot chmod '%s'", dir);
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return nib_error_errno(err, "cannot create a socket");
+	if (unlink(path) < 0 && errno != ENOENT)
+		return nib_error_errno(err, "cannot remove the stale socket '%s'", path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return nib_error_errno(err, "cannot bind to '%s'", path);
+	if (chmod(path, 0666) < 0)
+		return nib_error_errno(err, "cannot chmod '%s'", path);
+	if (listen(fd, 128) < 0)
+		return nib_error_errno(err, "cannot listen on '%s'", path);
+	return TAKE_FD(fd);
+}
+
+/* The socket systemd passed (LISTEN_FDS=1, LISTEN_PID=us), or -1 when none. */
+static int systemd_socket(struct nib_error **err)
+{
+	const char *fds = getenv("LISTEN_FDS"), *pid = getenv("LISTEN_PID");
+	uint64_t n, p;
+
+	if (fds == NULL || pid == NULL)
+		return -1;
+	if (parse_u64(pid, &p) < 0 || p != (uint64_t)getpid())
+		return -1;
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDNAMES");
+	if (parse_u64(fds, &n) < 0 || n != 1)
+		return nib_error_set(err, NIB_E_CONFIG, 0,
+				     "expected one socket from systemd (LISTEN_FDS=%s)", fds),
+		       -2;
+	if (fd_set_cloexec(3, true) < 0)
+		return nib_error_errno(err, "fd 3 from systemd"), -2;
+	return 3;
+}
+
+static void terminate_children(void)
+{
+	uint64_t deadline = now_monotonic_usec() + DAEMON_GRACE_SEC * 1000000ULL;
+
+	for (size_t i = 0; i < n_children; i++)
+		kill(-children[i].pid, SIGTERM);
+	while (n_children > 0 && now_monotonic_usec() < deadline) {
+		struct timespec ts = { 0, 20 * 1000000L };
+		reap();
+		nanosleep(&ts, NULL);
+	}
+	for (size_t i = 0; i < n_children; i++) {
+		kill(-children[i].pid, SIGKILL);
+		kill(children[i].pid, SIGKILL);
+	}
+	while (n_children > 0) {
+		struct timespec ts = { 0, 10 * 1000000L };
+		reap();
+		if (n_children > 0)
+			nanosleep(&ts, NULL);
+	}
+}
 
 static void usage(FILE *out)
 {
@@ -34,6 +211,7 @@ static void usage(FILE *out)
 		     "      --store-dir DIR, --store-root DIR, --state-dir DIR\n"
 		     "      --no-config         do not read the settings file\n"
 		     "      --ready-fd N        write \"READY=1\\n\" to fd N once serving\n"
+		     "      --stdio             serve one connection on stdin/stdout\n"
 		     "  -v, --verbose           log more (repeatable)\n");
 }
 
@@ -49,6 +227,7 @@ int main(int argc, char **argv)
 		{ "no-config", no_argument, NULL, 'n' },
 		{ "ready-fd", required_argument, NULL, 'R' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "stdio", no_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
 	cleanup_settings struct settings *settings = settings_new();
@@ -58,6 +237,10 @@ int main(int argc, char **argv)
 	cleanup_close int sfd = -1;
 	struct settings_load_opts lo = { .check_owner = -1 };
 	int verbose = 0, ready_fd = -1, c;
+	bool stdio = false;
+	cleanup_close int lfd = -1;
+	cleanup_free char *sock_path = NULL;
+	uint64_t conn_no = 0;
 	sigset_t mask;
 
 	log_set_ident("nib-daemon");
@@ -103,6 +286,9 @@ int main(int argc, char **argv)
 		case 'v':
 			verbose++;
 			break;
+		case 'S':
+			stdio = true;
+			break;
 		default:
 			usage(stderr);
 			return 2;
@@ -121,19 +307,42 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	if (stdio) {
+		struct peer_cred cred;
+		int r;
+
+		peer_self_cred(&cred);
+		r = serve_child(settings, STDIN_FILENO, STDOUT_FILENO, &cred, 0, false);
+		peer_cred_release(&cred);
+		return r;
+	}
+
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGCHLD);
 	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
 		return log_errno(LOG_ERR, errno, "sigprocmask failed"), 1;
-	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sfd < 0)
 		return log_errno(LOG_ERR, errno, "signalfd failed"), 1;
+	signal(SIGPIPE, SIG_IGN);
 
-	log_info("starting: store %s, state %s, max-jobs %lld, sandbox %s", settings->store_dir,
+	lfd = systemd_socket(&err);
+	if (lfd == -2)
+		return log_error("%s", err->msg), 1;
+	if (lfd < 0) {
+		sock_path = settings_daemon_socket_path(settings);
+		lfd = listen_unix(sock_path, &err);
+		if (lfd < 0)
+			return log_error("%s", err->msg), 1;
+	}
+
+	log_info("starting: socket %s, store %s, state %s, max-jobs %lld, max-connections %lld",
+		 sock_path != NULL ? sock_path : "(from systemd)", settings->store_dir,
 		 settings->state_dir, (long long)settings->max_jobs,
-		 settings->sandbox ? "on" : "off");
+		 (long long)settings->max_connections);
 	if (ready_fd >= 0) {
 		static const char ready[] = "READY=1\n";
 		if (write_full(ready_fd, ready, sizeof(ready) - 1, &err) < 0) {
@@ -145,18 +354,80 @@ int main(int argc, char **argv)
 	}
 
 	for (;;) {
+		struct pollfd pfd[2] = { { sfd, POLLIN, 0 }, { lfd, POLLIN, 0 } };
 		struct signalfd_siginfo si;
-		ssize_t n = read(sfd, &si, sizeof(si));
+		bool stop = false;
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n != (ssize_t)sizeof(si))
-			return log_errno(LOG_ERR, errno, "reading signalfd failed"), 1;
-		if (si.ssi_signo == SIGHUP) {
-			log_info("SIGHUP: settings are read at start; restart to apply changes");
-			continue;
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return log_errno(LOG_ERR, errno, "poll failed"), 1;
 		}
-		log_info("received %s, exiting", strsignal((int)si.ssi_signo));
-		return 0;
+		while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+			if (si.ssi_signo == SIGCHLD)
+				continue;
+			if (si.ssi_signo == SIGHUP) {
+				log_info("SIGHUP: settings are read at start; restart to apply "
+					 "changes");
+				continue;
+			}
+			log_info("received %s, stopping", strsignal((int)si.ssi_signo));
+			stop = true;
+		}
+		reap();
+		if (stop)
+			break;
+		if (pfd[1].revents & POLLIN) {
+			int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+			bool busy;
+			pid_t pid;
+
+			if (cfd < 0) {
+				if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED)
+					log_errno(LOG_WARNING, errno, "accept failed");
+				continue;
+			}
+			busy = n_served >= (size_t)settings->max_connections;
+			if (busy && n_children >= 2 * (size_t)settings->max_connections) {
+				close(cfd); /* not even room to refuse politely */
+				continue;
+			}
+			conn_no++;
+			pid = fork();
+			if (pid < 0) {
+				log_errno(LOG_ERR, errno, "fork failed");
+				close(cfd);
+				continue;
+			}
+			if (pid == 0) {
+				struct peer_cred cred;
+				int r;
+
+				close(lfd);
+				close(sfd);
+				sigprocmask(SIG_UNBLOCK, &mask, NULL);
+				signal(SIGPIPE, SIG_DFL);
+				setsid();
+				if (busy)
+					alarm(10);
+				if (peer_get_cred(cfd, &cred, &err) < 0) {
+					log_error("conn %llu: %s", (unsigned long long)conn_no,
+						  err->msg);
+					_exit(1);
+				}
+				r = serve_child(settings, cfd, cfd, &cred, conn_no, busy);
+				peer_cred_release(&cred);
+				_exit(r);
+			}
+			close(cfd);
+			child_add(pid, !busy);
+		}
 	}
+	close(lfd);
+	lfd = -1;
+	if (sock_path != NULL)
+		unlink(sock_path);
+	terminate_children();
+	log_info("stopped");
+	return 0;
 }

@@ -24,4 +24,6 @@ noinst_LIBRARIES += %reldir%/libstore.a
 	%reldir%/seccomp.c %reldir%/seccomp.h \
 	%reldir%/cgroup.c %reldir%/cgroup.h \
 	%reldir%/sandbox.c %reldir%/sandbox.h \
-	%reldir%/protocol.c %reldir%/protocol.h
+	%reldir%/protocol.c %reldir%/protocol.h \
+	%reldir%/serve.c %reldir%/serve.h \
+	%reldir%/remote-store.c %reldir%/remote-store.h
