@@ -512,14 +512,29 @@ void remote_store_set_log_handlers(struct store *store, const struct proto_log_h
 	REMOTE(store)->h = h != NULL ? *h : default_handlers;
 }
 
+int remote_store_open_fd(const struct settings *settings, int in_fd, int out_fd, struct store **ret,
+			 struct nib_error **err)
+{
+	cleanup_proto_conn struct proto_conn *conn = proto_conn_new_fd(in_fd, out_fd, true);
+	struct remote_store *rs;
+
+	if (proto_client_handshake(conn, PROTO_VERSION_MAX, &default_handlers, NULL, err) < 0)
+		return -1;
+	rs = xcalloc(1, sizeof(*rs));
+	rs->base.ops = &remote_ops;
+	rs->base.store_dir = xstrdup(settings->store_dir);
+	rs->conn = TAKE_PTR(conn);
+	rs->h = default_handlers;
+	*ret = &rs->base;
+	return 0;
+}
+
 int remote_store_open(const struct settings *settings, const char *socket_path, struct store **ret,
 		      struct nib_error **err)
 {
 	cleanup_free char *def = NULL;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	cleanup_close int fd = -1;
-	cleanup_proto_conn struct proto_conn *conn = NULL;
-	struct remote_store *rs;
 
 	if (socket_path == NULL)
 		socket_path = def = settings_daemon_socket_path(settings);
@@ -533,15 +548,10 @@ int remote_store_open(const struct settings *settings, const char *socket_path, 
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		return nib_error_errno(err, "cannot connect to the nib daemon at '%s'",
 				       socket_path);
-	conn = proto_conn_new_fd(fd, fd, true);
-	TAKE_FD(fd);
-	if (proto_client_handshake(conn, PROTO_VERSION_MAX, &default_handlers, NULL, err) < 0)
+	if (remote_store_open_fd(settings, fd, fd, ret, err) < 0) {
+		TAKE_FD(fd); /* closed with the connection */
 		return nib_error_prefix(err, "nib daemon at '%s'", socket_path);
-	rs = xcalloc(1, sizeof(*rs));
-	rs->base.ops = &remote_ops;
-	rs->base.store_dir = xstrdup(settings->store_dir);
-	rs->conn = TAKE_PTR(conn);
-	rs->h = default_handlers;
-	*ret = &rs->base;
+	}
+	TAKE_FD(fd);
 	return 0;
 }

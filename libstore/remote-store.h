@@ -28,6 +28,14 @@ struct settings;
 int remote_store_open(const struct settings *settings, const char *socket_path, struct store **ret,
 		      struct nib_error **err);
 
+/*
+ * The same over a connected fd pair (a socket twice, or the pipes of
+ * `nib-daemon --stdio`); the fds belong to the store from the call on,
+ * even when it fails.
+ */
+int remote_store_open_fd(const struct settings *settings, int in_fd, int out_fd, struct store **ret,
+			 struct nib_error **err);
+
 /* Is store a remote store? */
 bool store_is_remote(const struct store *store);
 

@@ -29,7 +29,8 @@ UNIT_TESTS = \
 	%reldir%/unit/test-seccomp \
 	%reldir%/unit/test-cgroup \
 	%reldir%/unit/test-sandbox \
-	%reldir%/unit/test-protocol
+	%reldir%/unit/test-protocol \
+	%reldir%/unit/test-serve
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 
@@ -79,6 +80,9 @@ TESTS += $(UNIT_TESTS)
 %canon_reldir%_unit_test_protocol_SOURCES = %reldir%/unit/test-protocol.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_protocol_CPPFLAGS = $(UNITCPPFLAGS) -DABS_TOP_SRCDIR='"$(abs_top_srcdir)"'
 %canon_reldir%_unit_test_protocol_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_serve_SOURCES = %reldir%/unit/test-serve.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_serve_CPPFLAGS = $(UNITCPPFLAGS) -DABS_TOP_SRCDIR='"$(abs_top_srcdir)"'
+%canon_reldir%_unit_test_serve_LDADD = $(UNITLDADD)
 endif
 
 # Test helpers the integration tests run.
