@@ -98,6 +98,7 @@ check_PROGRAMS += %reldir%/helpers/syscall-probe
 
 INTEGRATION_TESTS = \
 	%reldir%/integration/t0001-cli.sh \
+	%reldir%/integration/t0400-daemon.sh \
 	%reldir%/integration/t0200-derivation.sh \
 	%reldir%/integration/t0201-add.sh \
 	%reldir%/integration/t0202-path-info.sh \

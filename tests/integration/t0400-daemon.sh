@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# nib-daemon: a real daemon in a temporary root, driven by `nib` as
+# unprivileged users; same answers as the local store; peer authorisation.
+. "$(dirname "$0")/lib.sh"
+
+require_root
+command -v useradd >/dev/null && command -v setpriv >/dev/null ||
+	skip_all "needs useradd and setpriv"
+
+U1=nibd$$a U2=nibd$$b
+useradd -M -N -s /bin/false "$U1" 2>/dev/null || skip_all "cannot create users"
+at_exit "userdel $U1"
+useradd -M -N -s /bin/false "$U2" 2>/dev/null || skip_all "cannot create users"
+at_exit "userdel $U2"
+
+chmod 755 "$TEST_ROOT"
+export NIB_DAEMON_SOCKET="$TEST_ROOT/sock/socket"
+cat >"$NIB_CONF_DIR/nib.conf" <<CONF
+allowed-users = root $U1
+sandbox = false
+CONF
+
+# as USER CMD...: run CMD as USER (same environment).
+as() {
+	local u=$1; shift
+	setpriv --reuid="$u" --regid="$(id -g "$u")" --clear-groups "$@"
+}
+
+plan 21
+
+start_daemon && ok "daemon started" || not_ok "daemon started"
+is "socket is 0666" "$(stat -c %a "$NIB_DAEMON_SOCKET")" "666"
+is "socket directory is 0755" "$(stat -c %a "$TEST_ROOT/sock")" "755"
+
+mkdir -p "$TEST_ROOT/src/d"
+printf 'hello\n' >"$TEST_ROOT/src/f"
+printf 'a\n' >"$TEST_ROOT/src/d/a"
+chmod -R a+rX "$TEST_ROOT/src"
+
+run_ok "user adds a file through the daemon" as "$U1" "$NIB" add "$TEST_ROOT/src/f" "$TEST_ROOT/src/d"
+P_DAEMON=$OUT
+run_ok "root adds the same locally" "$NIB" --store local add "$TEST_ROOT/src/f" "$TEST_ROOT/src/d"
+is "same paths both ways" "$P_DAEMON" "$OUT"
+PF=$(head -n1 <<<"$P_DAEMON")
+is "the store path belongs to root" "$(stat -c %U "$PF")" "root"
+
+run_ok "path-info through the daemon" as "$U1" "$NIB" path-info --json "$PF"
+J_DAEMON=$OUT
+run_ok "path-info locally" "$NIB" --store local path-info --json "$PF"
+is "same path-info" "$J_DAEMON" "$OUT"
+
+run_ok "NIB_REMOTE=daemon works for root too" env NIB_REMOTE=daemon "$NIB" path-info "$PF"
+is "root's answer" "$OUT" "$PF"
+
+run_ok "verify through the daemon" as "$U1" "$NIB" store verify
+run_ok "gc --dry-run through the daemon" as "$U1" "$NIB" gc --dry-run
+run_ok "gc through the daemon" as "$U1" "$NIB" gc
+run_fails "collected paths are gone" 1 "$NIB" --store local path-info "$PF"
+
+run_fails "a user not in allowed-users is refused" 1 as "$U2" "$NIB" path-info "$PF"
+like "refusal names the user" "$ERR" "not allowed to connect"
+like "the daemon logs the refusal" "$(cat "$TEST_ROOT/daemon.log")" "refused: user '$U2'"
+
+stop_daemon
+ok "daemon stopped on SIGTERM"
+[ ! -e "$NIB_DAEMON_SOCKET" ] && ok "socket removed" || not_ok "socket removed"
+
+done_testing
