@@ -106,3 +106,8 @@ int cmd_nar_restore(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_nar_hash(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_hash_file(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_hash_path(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_build(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_log(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_slots(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_slots_release(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_slots_reclaim(struct cli_ctx *ctx, int argc, char **argv);

@@ -12,4 +12,7 @@ nib_SOURCES = \
 	%reldir%/cmd-gc.c \
 	%reldir%/cmd-store.c \
 	%reldir%/cmd-nar.c \
-	%reldir%/cmd-hash.c
+	%reldir%/cmd-hash.c \
+	%reldir%/cmd-slots.c \
+	%reldir%/cmd-build.c \
+	%reldir%/cmd-log.c

@@ -19,6 +19,9 @@
 #include "banned.h"
 
 static const struct cli_command commands[] = {
+	{ "build", cmd_build, "[-j N] [--keep-going] [--keep-failed] [--json] ARG...",
+	  "build derivations in sandboxes and print their output paths" },
+	{ "log", cmd_log, "PATH", "print the stored build log of a derivation or an output" },
 	{ "add", cmd_add, "[--name NAME] [--add-root LINK] [--json] PATH...",
 	  "copy files or directories into the store and print their store paths" },
 	{ "path-info", cmd_path_info, "[--json] [-r] [--size] [--closure-size] PATH...",
@@ -48,6 +51,12 @@ static const struct cli_command commands[] = {
 	{ "hash path", cmd_hash_path,
 	  "[--type ALGO] [--sri|--base16|--base32|--base64] [--json] PATH...",
 	  "print the hash of the NAR of each PATH (default: SHA-256, SRI)" },
+	{ "slots", cmd_slots, "[--json]",
+	  "list the UID slots in use, held or stale, with a summary of the pool" },
+	{ "slots release", cmd_slots_release, "N",
+	  "clean up held slot N again and free it (root or a trusted user)" },
+	{ "slots reclaim", cmd_slots_reclaim, "[--json]",
+	  "clean every slot left behind by a holder that died (root or a trusted user)" },
 };
 
 static const struct cli_command *find_command(int argc, char **argv, int *ret_words)

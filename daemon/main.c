@@ -33,6 +33,7 @@
 #include "serve.h"
 #include "settings.h"
 #include "store.h"
+#include "uid-pool.h"
 #include "util.h"
 #include "banned.h"
 
@@ -177,6 +178,44 @@ static int systemd_socket(struct nib_error **err)
 	return 3;
 }
 
+static void log_reclaim(void *ud, const struct uid_pool_slot *slot,
+			enum uid_pool_reclaim_outcome outcome, const char *detail)
+{
+	(void)ud;
+	if (outcome == UID_POOL_RECLAIM_CLEANED)
+		log_notice("UID slot %u left by a previous holder: %s", slot->index, detail);
+	else if (outcome == UID_POOL_RECLAIM_HELD)
+		log_warning("UID slot %u cannot be cleaned and is now held: %s", slot->index,
+			    detail);
+	else
+		log_warning("UID slot %u is held (free it with 'nib slots release %u'): %s",
+			    slot->index, slot->index, detail);
+}
+
+/*
+ * Root daemons build with the UID pool: check it against the account
+ * databases now (a bad range is an error at start, not at the first build)
+ * and clean what a previous daemon killed mid-build left behind.
+ */
+static struct uid_pool *open_uid_pool(const struct settings *settings, struct nib_error **err)
+{
+	struct uid_pool_reclaim_result res;
+	struct uid_pool *pool;
+
+	if (geteuid() != 0)
+		return NULL;
+	pool = uid_pool_open(settings, NULL, err);
+	if (pool == NULL)
+		return NULL;
+	if (uid_pool_reclaim(pool, NULL, log_reclaim, NULL, &res, err) < 0) {
+		log_warning("%s, continuing", (*err)->msg);
+		nib_error_clear(err);
+	} else if (res.n_cleaned > 0 || res.n_held > 0) {
+		log_notice("UID slots reclaimed: %u cleaned, %u held", res.n_cleaned, res.n_held);
+	}
+	return pool;
+}
+
 static void terminate_children(void)
 {
 	uint64_t deadline = now_monotonic_usec() + DAEMON_GRACE_SEC * 1000000ULL;
@@ -235,6 +274,7 @@ int main(int argc, char **argv)
 	cleanup_strv char **names = xcalloc(1, sizeof(char *));
 	cleanup_strv char **values = xcalloc(1, sizeof(char *));
 	cleanup_close int sfd = -1;
+	cleanup_uid_pool struct uid_pool *pool = NULL;
 	struct settings_load_opts lo = { .check_owner = -1 };
 	int verbose = 0, ready_fd = -1, c;
 	bool stdio = false;
@@ -305,6 +345,14 @@ int main(int argc, char **argv)
 	if (settings_load(settings, &lo, &err) < 0) {
 		log_error("%s", err->msg);
 		return 1;
+	}
+
+	if (!stdio) {
+		pool = open_uid_pool(settings, &err);
+		if (err != NULL) {
+			log_error("%s", err->msg);
+			return 1;
+		}
 	}
 
 	if (stdio) {

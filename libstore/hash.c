@@ -1,8 +1,19 @@
 #include "config.h"
 
+#include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
+/*
+ * The one-shot digest functions of libcrypto, not EVP: EVP's first use loads
+ * the OpenSSL configuration and initialises its providers, about 1 ms that
+ * every short-lived nib process (one build, one query) would pay, and these
+ * four fixed algorithms need none of it.  OpenSSL 3 marks them deprecated
+ * but keeps them.
+ */
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/evp.h> /* EVP_EncodeBlock/DecodeBlock: base64, no providers */
+#include <openssl/md5.h>
+#include <openssl/sha.h>
 
 #include "hash.h"
 #include "util.h"
@@ -12,24 +23,13 @@ static const char base32_chars[] = "0123456789abcdfghijklmnpqrsvwxyz";
 
 struct hash_ctx {
 	enum hash_algo algo;
-	EVP_MD_CTX *md;
+	union {
+		MD5_CTX md5;
+		SHA_CTX sha1;
+		SHA256_CTX sha256;
+		SHA512_CTX sha512;
+	} u;
 };
-
-static const EVP_MD *algo_md(enum hash_algo algo)
-{
-	switch (algo) {
-	case HASH_MD5:
-		return EVP_md5();
-	case HASH_SHA1:
-		return EVP_sha1();
-	case HASH_SHA256:
-		return EVP_sha256();
-	case HASH_SHA512:
-		return EVP_sha512();
-	default:
-		return NULL;
-	}
-}
 
 size_t hash_algo_size(enum hash_algo algo)
 {
@@ -87,56 +87,105 @@ int hash_algo_parse(const char *name, enum hash_algo *ret, struct nib_error **er
 struct hash_ctx *hash_ctx_new(enum hash_algo algo)
 {
 	struct hash_ctx *c;
-	const EVP_MD *md = algo_md(algo);
 
-	if (md == NULL)
+	if (hash_algo_size(algo) == 0)
 		abort();
 	c = xcalloc(1, sizeof(*c));
 	c->algo = algo;
-	c->md = EVP_MD_CTX_new();
-	if (c->md == NULL || EVP_DigestInit_ex(c->md, md, NULL) != 1)
-		abort();
+	hash_ctx_reset(c);
 	return c;
 }
 
 void hash_ctx_update(struct hash_ctx *ctx, const void *data, size_t len)
 {
-	if (len > 0 && EVP_DigestUpdate(ctx->md, data, len) != 1)
+	int ok = 1;
+
+	if (len == 0)
+		return;
+	switch (ctx->algo) {
+	case HASH_MD5:
+		ok = MD5_Update(&ctx->u.md5, data, len);
+		break;
+	case HASH_SHA1:
+		ok = SHA1_Update(&ctx->u.sha1, data, len);
+		break;
+	case HASH_SHA256:
+		ok = SHA256_Update(&ctx->u.sha256, data, len);
+		break;
+	case HASH_SHA512:
+		ok = SHA512_Update(&ctx->u.sha512, data, len);
+		break;
+	default:
+		abort();
+	}
+	if (ok != 1)
 		abort();
 }
 
 void hash_ctx_final(struct hash_ctx *ctx, struct hash *ret)
 {
-	unsigned int n = 0;
+	int ok = 1;
 
 	memset(ret, 0, sizeof(*ret));
 	ret->algo = ctx->algo;
-	if (EVP_DigestFinal_ex(ctx->md, ret->bytes, &n) != 1)
+	switch (ctx->algo) {
+	case HASH_MD5:
+		ok = MD5_Final(ret->bytes, &ctx->u.md5);
+		break;
+	case HASH_SHA1:
+		ok = SHA1_Final(ret->bytes, &ctx->u.sha1);
+		break;
+	case HASH_SHA256:
+		ok = SHA256_Final(ret->bytes, &ctx->u.sha256);
+		break;
+	case HASH_SHA512:
+		ok = SHA512_Final(ret->bytes, &ctx->u.sha512);
+		break;
+	default:
+		abort();
+	}
+	if (ok != 1)
 		abort();
 }
 
 void hash_ctx_reset(struct hash_ctx *ctx)
 {
-	if (EVP_DigestInit_ex(ctx->md, algo_md(ctx->algo), NULL) != 1)
+	int ok = 1;
+
+	switch (ctx->algo) {
+	case HASH_MD5:
+		ok = MD5_Init(&ctx->u.md5);
+		break;
+	case HASH_SHA1:
+		ok = SHA1_Init(&ctx->u.sha1);
+		break;
+	case HASH_SHA256:
+		ok = SHA256_Init(&ctx->u.sha256);
+		break;
+	case HASH_SHA512:
+		ok = SHA512_Init(&ctx->u.sha512);
+		break;
+	default:
+		abort();
+	}
+	if (ok != 1)
 		abort();
 }
 
 void hash_ctx_free(struct hash_ctx *ctx)
 {
-	if (ctx == NULL)
-		return;
-	EVP_MD_CTX_free(ctx->md);
 	free(ctx);
 }
 
 void hash_buffer(enum hash_algo algo, const void *data, size_t len, struct hash *ret)
 {
-	unsigned int n = 0;
+	struct hash_ctx c = { .algo = algo };
 
-	memset(ret, 0, sizeof(*ret));
-	ret->algo = algo;
-	if (EVP_Digest(data, len, ret->bytes, &n, algo_md(algo), NULL) != 1)
+	if (hash_algo_size(algo) == 0)
 		abort();
+	hash_ctx_reset(&c);
+	hash_ctx_update(&c, data, len);
+	hash_ctx_final(&c, ret);
 }
 
 void hash_string(enum hash_algo algo, const char *s, struct hash *ret)

@@ -12,6 +12,7 @@
 
 #include "cleanup.h"
 #include "db.h"
+#include "derivation.h"
 #include "hash.h"
 #include "hashset.h"
 #include "local-store-internal.h"
@@ -635,10 +636,24 @@ static char *join_sigs(char *const *sigs)
 static int register_drv_outputs(struct local_store *ls, int64_t id, const char *path,
 				struct nib_error **err)
 {
-	(void)ls;
-	(void)id;
-	(void)path;
-	(void)err;
+	cleanup_free char *real = local_store_real_path(&ls->base, path);
+	cleanup_free char *text = NULL;
+	cleanup_derivation struct derivation *d = NULL;
+	cleanup_error struct nib_error *e = NULL;
+	size_t len = 0;
+
+	if (read_file_at(AT_FDCWD, real, DRV_MAX_TEXT, &text, &len, err) < 0)
+		return -1;
+	/* A file that merely has a .drv name (nib add x.drv) has no outputs to record. */
+	if (derivation_parse_aterm(text, len, ls->base.store_dir, &d, &e) < 0) {
+		log_debug("'%s' is not a derivation (%s); no outputs recorded", path, e->msg);
+		return 0;
+	}
+	for (size_t i = 0; i < d->n_outputs; i++)
+		if (d->outputs[i].path != NULL &&
+		    db_drv_output_insert(ls->db, id, d->outputs[i].name, d->outputs[i].path, err) <
+			    0)
+			return -1;
 	return 0;
 }
 

@@ -337,12 +337,15 @@ static int rm_rf_children(int dfd, const char *what, int depth, struct nib_error
 		if (errno == ENOENT)
 			continue;
 		if (errno == EISDIR || errno == EPERM) {
+			int unlink_errno = errno;
 			cleanup_close int sub = openat(
 				dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (sub < 0) {
+				/* Not a directory after all: unlinkat's errno is the reason. */
 				if (errno == ENOTDIR || errno == ELOOP)
-					return nib_error_errno(err, "cannot remove '%s/%s'", what,
-							       de->d_name);
+					return nib_error_set(err, NIB_E_SYS, unlink_errno,
+							     "cannot remove '%s/%s'", what,
+							     de->d_name);
 				/* Unreadable directory: make it usable, then retry. */
 				if (fchmodat(dfd, de->d_name, 0700, AT_SYMLINK_NOFOLLOW) < 0 &&
 				    fchmodat(dfd, de->d_name, 0700, 0) < 0)

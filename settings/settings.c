@@ -730,18 +730,14 @@ int settings_load(struct settings *s, const struct settings_load_opts *opts, str
 	return settings_validate(s, err);
 }
 
-int settings_validate(const struct settings *s, struct nib_error **err)
+int settings_validate_id_range(const struct settings *s, struct nib_error **err)
 {
 	uint64_t end;
 
-	if (s->store_dir[0] == '\0')
-		return nib_error_set(err, NIB_E_CONFIG, 0, "setting 'store-dir' must not be empty");
-	if (STREQ(s->store_dir, "/"))
-		return nib_error_set(err, NIB_E_CONFIG, 0, "setting 'store-dir' must not be '/'");
-	if (s->state_dir[0] == '\0')
-		return nib_error_set(err, NIB_E_CONFIG, 0, "setting 'state-dir' must not be empty");
-	if (s->log_dir[0] == '\0')
-		return nib_error_set(err, NIB_E_CONFIG, 0, "setting 'log-dir' must not be empty");
+	if (s->start_id <= 0)
+		return nib_error_set(err, NIB_E_CONFIG, 0,
+				     "setting 'start-id' (%lld) must be greater than 0",
+				     (long long)s->start_id);
 	if (s->ids_per_build <= 0 || s->start_id % s->ids_per_build != 0)
 		return nib_error_set(
 			err, NIB_E_CONFIG, 0,
@@ -759,6 +755,21 @@ int settings_validate(const struct settings *s, struct nib_error **err)
 				     "past the largest valid UID 4294967294",
 				     (long long)s->start_id, (long long)s->id_count,
 				     (unsigned long long)end);
+	return 0;
+}
+
+int settings_validate(const struct settings *s, struct nib_error **err)
+{
+	if (s->store_dir[0] == '\0')
+		return nib_error_set(err, NIB_E_CONFIG, 0, "setting 'store-dir' must not be empty");
+	if (STREQ(s->store_dir, "/"))
+		return nib_error_set(err, NIB_E_CONFIG, 0, "setting 'store-dir' must not be '/'");
+	if (s->state_dir[0] == '\0')
+		return nib_error_set(err, NIB_E_CONFIG, 0, "setting 'state-dir' must not be empty");
+	if (s->log_dir[0] == '\0')
+		return nib_error_set(err, NIB_E_CONFIG, 0, "setting 'log-dir' must not be empty");
+	if (settings_validate_id_range(s, err) < 0)
+		return -1;
 	for (char **p = s->sandbox_paths; p && *p; p++) {
 		const char *v = *p, *eq = strchr(v, '=');
 		const char *src = eq ? eq + 1 : v;

@@ -169,6 +169,14 @@ int settings_load(struct settings *s, const struct settings_load_opts *opts,
 /* Cross-setting checks (numeric ranges of the UID pool, paths, ...). */
 int settings_validate(const struct settings *s, struct nib_error **err);
 
+/*
+ * The numeric checks of the UID pool settings alone: start-id > 0, start-id
+ * and id-count multiples of ids-per-build, the range ending at or below the
+ * largest valid UID 4294967294.  Part of settings_validate(); the UID pool
+ * runs it again before its checks against the account databases.
+ */
+int settings_validate_id_range(const struct settings *s, struct nib_error **err);
+
 /* The value of a setting in file syntax (lists space-separated); caller frees. */
 char *settings_value_string(const struct settings *s, const struct setting_desc *d);
 

@@ -7,6 +7,7 @@ AM_TESTS_ENVIRONMENT = \
 	export abs_top_builddir='$(abs_top_builddir)' abs_top_srcdir='$(abs_top_srcdir)' \
 	NIB='$(abs_top_builddir)/nib' NIB_DAEMON_BIN='$(abs_top_builddir)/nib-daemon' \
 	NIB_TEST_DATA='$(abs_top_srcdir)/tests/data' \
+	NIB_TEST_HELPERS='$(abs_top_builddir)/tests/helpers' \
 	ASAN_OPTIONS="$${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}";
 
 if HAVE_CUNIT
@@ -30,7 +31,8 @@ UNIT_TESTS = \
 	%reldir%/unit/test-cgroup \
 	%reldir%/unit/test-sandbox \
 	%reldir%/unit/test-protocol \
-	%reldir%/unit/test-serve
+	%reldir%/unit/test-serve \
+	%reldir%/unit/test-uid-pool
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 
@@ -68,6 +70,13 @@ TESTS += $(UNIT_TESTS)
 %canon_reldir%_unit_test_refscan_SOURCES = %reldir%/unit/test-refscan.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_refscan_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_refscan_LDADD = $(UNITLDADD)
+
+# Builds: compressed logs, the scheduler's pure parts.
+check_PROGRAMS += %reldir%/unit/test-archive
+TESTS += %reldir%/unit/test-archive
+%canon_reldir%_unit_test_archive_SOURCES = %reldir%/unit/test-archive.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_archive_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_archive_LDADD = $(UNITLDADD)
 %canon_reldir%_unit_test_seccomp_SOURCES = %reldir%/unit/test-seccomp.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_seccomp_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_seccomp_LDADD = $(UNITLDADD)
@@ -83,6 +92,9 @@ TESTS += $(UNIT_TESTS)
 %canon_reldir%_unit_test_serve_SOURCES = %reldir%/unit/test-serve.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_serve_CPPFLAGS = $(UNITCPPFLAGS) -DABS_TOP_SRCDIR='"$(abs_top_srcdir)"'
 %canon_reldir%_unit_test_serve_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_uid_pool_SOURCES = %reldir%/unit/test-uid-pool.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_uid_pool_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_uid_pool_LDADD = $(UNITLDADD)
 endif
 
 # Test helpers the integration tests run.
@@ -98,7 +110,6 @@ check_PROGRAMS += %reldir%/helpers/syscall-probe
 
 INTEGRATION_TESTS = \
 	%reldir%/integration/t0001-cli.sh \
-	%reldir%/integration/t0400-daemon.sh \
 	%reldir%/integration/t0200-derivation.sh \
 	%reldir%/integration/t0201-add.sh \
 	%reldir%/integration/t0202-path-info.sh \
@@ -110,10 +121,24 @@ INTEGRATION_TESTS = \
 	%reldir%/integration/t0100-nar.sh \
 	%reldir%/integration/t0300-sandbox-isolation.sh \
 	%reldir%/integration/t0301-sandbox-uid-range.sh \
-	%reldir%/integration/t0302-sandbox-limits.sh
+	%reldir%/integration/t0302-sandbox-limits.sh \
+	%reldir%/integration/t0050-slots.sh \
+	%reldir%/integration/t0051-slots-crash.sh \
+	%reldir%/integration/t0400-build-basic.sh \
+	%reldir%/integration/t0401-build-isolation.sh \
+	%reldir%/integration/t0402-build-failures.sh \
+	%reldir%/integration/t0403-build-graph.sh \
+	%reldir%/integration/t0404-build-uid-range.sh \
+	%reldir%/integration/t0500-daemon.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) %reldir%/integration/lib.sh %reldir%/data/nar %reldir%/data/derivations \
-	%reldir%/integration/sandbox-lib.sh
+	%reldir%/integration/sandbox-lib.sh %reldir%/integration/build-lib.sh
+
+# Helper programs the integration tests drive.
+check_PROGRAMS += %reldir%/helpers/uidpool-holder
+%canon_reldir%_helpers_uidpool_holder_SOURCES = %reldir%/helpers/uidpool-holder.c
+%canon_reldir%_helpers_uidpool_holder_CPPFLAGS = $(AM_CPPFLAGS) $(NIB_DEPCFLAGS)
+%canon_reldir%_helpers_uidpool_holder_LDADD = $(NIB_LIBS)
 
 # Fuzz targets: tests/fuzz/fuzz-NAME.c defines LLVMFuzzerTestOneInput.  With
 # --enable-fuzzing they link libFuzzer; otherwise replay.c provides main() and
