@@ -454,7 +454,7 @@ int main(int argc, char **argv)
 				close(lfd);
 				close(sfd);
 				sigprocmask(SIG_UNBLOCK, &mask, NULL);
-				signal(SIGPIPE, SIG_DFL);
+				/* SIGPIPE stays ignored: a vanished client is an EPIPE. */
 				setsid();
 				if (busy)
 					alarm(10);

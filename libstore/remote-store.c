@@ -9,6 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "build.h"
 #include "cleanup.h"
 #include "log.h"
 #include "protocol.h"
@@ -553,5 +554,192 @@ int remote_store_open(const struct settings *settings, const char *socket_path, 
 		return nib_error_prefix(err, "nib daemon at '%s'", socket_path);
 	}
 	TAKE_FD(fd);
+	return 0;
+}
+
+/* ---- builds through the daemon ---- */
+
+struct rbuild_act {
+	uint64_t id;
+	char *drv_path;
+	char *name;
+};
+
+struct rbuild {
+	const struct build_callbacks *cb;
+	struct rbuild_act *acts;
+	size_t n_acts;
+	uint64_t builds_act;
+};
+
+static char *drv_name_of(const char *drv_path)
+{
+	const char *base = strrchr(drv_path, '/');
+	const char *dash;
+	size_t len;
+
+	base = base != NULL ? base + 1 : drv_path;
+	dash = strchr(base, '-');
+	base = dash != NULL ? dash + 1 : base;
+	len = strlen(base);
+	if (len > 4 && STREQ(base + len - 4, ".drv"))
+		len -= 4;
+	return xstrndup(base, len);
+}
+
+static void rb_start(void *userdata, const struct proto_activity *act)
+{
+	struct rbuild *rb = userdata;
+
+	if (act->type == PROTO_ACT_BUILDS && rb->builds_act == 0)
+		rb->builds_act = act->id;
+	if (act->type != PROTO_ACT_BUILD || act->n_fields < 1 ||
+	    act->fields[0].type != PROTO_FIELD_STRING)
+		return;
+	rb->acts = xreallocarray(rb->acts, rb->n_acts + 1, sizeof(*rb->acts));
+	rb->acts[rb->n_acts].id = act->id;
+	rb->acts[rb->n_acts].drv_path = xstrdup(act->fields[0].s);
+	rb->acts[rb->n_acts].name = drv_name_of(act->fields[0].s);
+	rb->n_acts++;
+}
+
+static void rb_next(void *userdata, const char *msg, size_t len)
+{
+	struct rbuild *rb = userdata;
+	cleanup_free char *m = NULL;
+
+	while (len > 0 && msg[len - 1] == '\n')
+		len--;
+	m = xstrndup(msg, len);
+	if (rb->cb != NULL && rb->cb->message != NULL)
+		rb->cb->message(rb->cb->userdata, NULL, m);
+}
+
+static void rb_result(void *userdata, uint64_t id, uint64_t type, const struct proto_field *fields,
+		      size_t n_fields)
+{
+	struct rbuild *rb = userdata;
+
+	if (rb->cb == NULL)
+		return;
+	if (type == PROTO_RES_BUILD_LOG_LINE && n_fields >= 1 &&
+	    fields[0].type == PROTO_FIELD_STRING && rb->cb->log_line != NULL) {
+		for (size_t i = 0; i < rb->n_acts; i++)
+			if (rb->acts[i].id == id)
+				rb->cb->log_line(rb->cb->userdata, rb->acts[i].drv_path,
+						 rb->acts[i].name, fields[0].s, fields[0].len);
+	} else if (type == PROTO_RES_PROGRESS && n_fields >= 4 && rb->cb->progress != NULL) {
+		static const char *const none[] = { NULL };
+		struct build_progress p = { .done = fields[0].i,
+					    .total = fields[1].i,
+					    .running = fields[2].i,
+					    .failed = fields[3].i,
+					    .running_names = none };
+		p.waiting = p.total > p.done + p.running + p.failed
+				    ? p.total - p.done - p.running - p.failed
+				    : 0;
+		rb->cb->progress(rb->cb->userdata, &p);
+	}
+}
+
+static enum build_status status_from_proto(uint64_t s)
+{
+	switch (s) {
+	case PROTO_BUILD_BUILT:
+		return BUILD_BUILT;
+	case PROTO_BUILD_ALREADY_VALID:
+	case PROTO_BUILD_SUBSTITUTED:
+		return BUILD_VALID;
+	case PROTO_BUILD_TIMED_OUT:
+		return BUILD_TIMED_OUT;
+	case PROTO_BUILD_LOG_LIMIT_EXCEEDED:
+		return BUILD_LOG_LIMIT;
+	case PROTO_BUILD_OUTPUT_REJECTED:
+		return BUILD_HASH_MISMATCH;
+	case PROTO_BUILD_DEPENDENCY_FAILED:
+		return BUILD_DEP_FAILED;
+	default:
+		return BUILD_FAILED;
+	}
+}
+
+int remote_store_build(struct store *s, char *const *drv_paths, size_t n,
+		       const struct build_callbacks *cb, struct nib_error **err)
+{
+	struct remote_store *rs = REMOTE(s);
+	struct proto_request req = { .op = PROTO_OP_BUILD_PATHS_WITH_RESULTS };
+	struct proto_reply rep = { 0 };
+	struct proto_error *derr = NULL;
+	struct rbuild rb = { .cb = cb };
+	struct proto_log_handlers h = {
+		.userdata = &rb, .next = rb_next, .start_activity = rb_start, .result = rb_result
+	};
+	struct proto_derived_path *dps = xcalloc(n + 1, sizeof(*dps));
+	size_t failed = 0;
+	int r;
+
+	if (check_usable(rs, err) < 0) {
+		free(dps);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		dps[i].path = drv_paths[i];
+		dps[i].built = true;
+		dps[i].all_outputs = true;
+	}
+	req.build_paths.paths = dps;
+	req.build_paths.n_paths = n;
+	r = proto_client_call(rs->conn, &req, &h, &rep, &derr, err);
+	free(dps);
+	for (size_t i = 0; i < rb.n_acts; i++) {
+		free(rb.acts[i].drv_path);
+		free(rb.acts[i].name);
+	}
+	free(rb.acts);
+	if (remote_store_check(s, r, derr, err) < 0)
+		return -1;
+	for (size_t i = 0; i < rep.keyed_build_results.n; i++) {
+		struct proto_keyed_build_result *kr = &rep.keyed_build_results.results[i];
+		cleanup_strv char **names = NULL;
+		cleanup_strv char **paths = NULL;
+		cleanup_free char *name = drv_name_of(kr->path.path);
+		struct build_result br = {
+			.drv_path = kr->path.path,
+			.name = name,
+			.status = status_from_proto(kr->result.status),
+			.cpu_user_usec = kr->result.has_cpu_user ? kr->result.cpu_user_usec : -1,
+			.cpu_system_usec =
+				kr->result.has_cpu_system ? kr->result.cpu_system_usec : -1,
+			.peak_memory = -1,
+			.wait_status = -1,
+			.slot = -1,
+			.uid_start = -1
+		};
+		cleanup_error struct nib_error *e = NULL;
+
+		if (br.status != BUILD_VALID && br.status != BUILD_BUILT) {
+			failed++;
+			br.error = kr->result.error_msg != NULL && kr->result.error_msg[0]
+					   ? kr->result.error_msg
+					   : "build failed";
+		} else if (store_query_derivation_outputs(s, kr->path.path, &names, &paths, &e) ==
+			   0) {
+			br.n_outputs = strv_length(names);
+			br.output_names = names;
+			br.output_paths = paths;
+		}
+		br.start_usec = (int64_t)kr->result.start_time * 1000000;
+		br.stop_usec = (int64_t)kr->result.stop_time * 1000000;
+		if (cb != NULL && cb->result != NULL)
+			cb->result(cb->userdata, &br);
+		if (failed == 1 && br.error != NULL && n == 1)
+			nib_error_set(err, NIB_E_BUILD_FAILED, 0, "%s", br.error);
+	}
+	proto_reply_release(&rep);
+	if (failed > 0) {
+		if (*err == NULL)
+			nib_error_set(err, NIB_E_BUILD_FAILED, 0, "%zu derivations failed", failed);
+		return -1;
+	}
 	return 0;
 }

@@ -55,3 +55,16 @@ struct proto_conn *remote_store_conn(struct store *store);
  */
 int remote_store_check(struct store *store, int r, struct proto_error *derr,
 		       struct nib_error **err);
+
+struct build_callbacks;
+
+/*
+ * build_derivations() through the daemon (BuildPathsWithResults with
+ * "drv!*"): the daemon's log lines, messages and progress reach cb as they
+ * arrive, each derivation's result once the reply is in (fewer details than
+ * locally: no log tail, slot or memory figures).  Returns 0 when everything
+ * is valid, -1 with NIB_E_BUILD_FAILED otherwise.  A client that goes away
+ * cancels its builds in the daemon.
+ */
+int remote_store_build(struct store *store, char *const *drv_paths, size_t n,
+		       const struct build_callbacks *cb, struct nib_error **err);

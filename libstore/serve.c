@@ -8,7 +8,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "build.h"
 #include "cleanup.h"
+#include "derivation-store.h"
+#include "derivation.h"
 #include "hash.h"
 #include "local-store.h"
 #include "log.h"
@@ -983,7 +986,7 @@ static int op_nar_from_path(struct serve_ctx *sc, struct proto_request *req,
 	return H_DONE;
 }
 
-/* ---- builds (not wired to the builder yet: answer from validity) ---- */
+/* ---- builds ---- */
 
 /* Are the requested outputs of a derived path all valid?  1 yes, 0 no. */
 static int derived_valid(struct serve_ctx *sc, const struct proto_derived_path *dp,
@@ -997,6 +1000,8 @@ static int derived_valid(struct serve_ctx *sc, const struct proto_derived_path *
 		return -1;
 	if (!dp->built)
 		return store_is_valid(sc->store, p, err);
+	if (store_is_valid(sc->store, p, err) != 1)
+		return 0;
 	if (store_query_derivation_outputs(sc->store, p, &names, &paths, err) < 0)
 		return -1;
 	for (size_t i = 0; names[i] != NULL; i++) {
@@ -1010,47 +1015,358 @@ static int derived_valid(struct serve_ctx *sc, const struct proto_derived_path *
 	return 1;
 }
 
+/* What one build_derivations() call reports, per derivation. */
+struct drv_outcome {
+	char *drv_path;
+	enum build_status status;
+	char *error;
+	int64_t start_usec, stop_usec;
+	int64_t cpu_user_usec, cpu_system_usec;
+	uint64_t activity; /* 0 = none started */
+};
+
+struct build_session {
+	struct serve_ctx *sc;
+	struct drv_outcome *out;
+	size_t n_out;
+	uint64_t top_activity;
+	uint64_t next_activity;
+};
+
+static struct drv_outcome *outcome_for(struct build_session *bs, const char *drv_path)
+{
+	for (size_t i = 0; i < bs->n_out; i++)
+		if (STREQ(bs->out[i].drv_path, drv_path))
+			return &bs->out[i];
+	bs->out = xreallocarray(bs->out, bs->n_out + 1, sizeof(*bs->out));
+	bs->out[bs->n_out] = (struct drv_outcome){ .drv_path = xstrdup(drv_path),
+						   .status = BUILD_FAILED,
+						   .cpu_user_usec = -1,
+						   .cpu_system_usec = -1 };
+	return &bs->out[bs->n_out++];
+}
+
+/* The build activity of drv_path, started on first use. */
+static uint64_t build_activity(struct build_session *bs, const char *drv_path, const char *name)
+{
+	struct drv_outcome *o = outcome_for(bs, drv_path);
+	struct proto_field f[4] = { 0 };
+	cleanup_free char *text = NULL;
+	struct proto_activity act = { 0 };
+
+	if (o->activity != 0)
+		return o->activity;
+	o->activity = bs->next_activity++;
+	text = xasprintf("building '%s'", drv_path);
+	f[0] = (struct proto_field){ .type = PROTO_FIELD_STRING,
+				     .s = o->drv_path,
+				     .len = strlen(o->drv_path) };
+	f[1] = (struct proto_field){ .type = PROTO_FIELD_STRING, .s = (char *)"", .len = 0 };
+	f[2] = (struct proto_field){ .type = PROTO_FIELD_INT, .i = 1 };
+	f[3] = (struct proto_field){ .type = PROTO_FIELD_INT, .i = 1 };
+	act.id = o->activity;
+	act.level = PROTO_LVL_INFO;
+	act.type = PROTO_ACT_BUILD;
+	act.text = text;
+	act.fields = f;
+	act.n_fields = 4;
+	act.parent = bs->top_activity;
+	(void)name;
+	proto_write_start_activity(bs->sc->conn, &act);
+	return o->activity;
+}
+
+static void bs_log_line(void *userdata, const char *drv_path, const char *name, const char *line,
+			size_t len)
+{
+	struct build_session *bs = userdata;
+	uint64_t id = build_activity(bs, drv_path, name);
+	struct proto_field f = { .type = PROTO_FIELD_STRING, .s = (char *)line, .len = len };
+
+	if (bs->sc->version < PROTO_VERSION(1, 20)) {
+		cleanup_free char *m = xasprintf("%.*s\n", (int)len, line);
+		proto_write_next(bs->sc->conn, m, strlen(m));
+	} else {
+		proto_write_result(bs->sc->conn, id, PROTO_RES_BUILD_LOG_LINE, &f, 1);
+	}
+	proto_flush(bs->sc->conn, NULL);
+}
+
+static void bs_message(void *userdata, const char *drv_path, const char *msg)
+{
+	struct build_session *bs = userdata;
+	cleanup_free char *m = xasprintf("%s\n", msg);
+
+	(void)drv_path;
+	proto_write_next(bs->sc->conn, m, strlen(m));
+	proto_flush(bs->sc->conn, NULL);
+}
+
+static void bs_progress(void *userdata, const struct build_progress *p)
+{
+	struct build_session *bs = userdata;
+	struct proto_field f[4] = {
+		{ .type = PROTO_FIELD_INT, .i = p->done },
+		{ .type = PROTO_FIELD_INT, .i = p->total },
+		{ .type = PROTO_FIELD_INT, .i = p->running },
+		{ .type = PROTO_FIELD_INT, .i = p->failed },
+	};
+
+	proto_write_result(bs->sc->conn, bs->top_activity, PROTO_RES_PROGRESS, f, 4);
+	proto_flush(bs->sc->conn, NULL);
+}
+
+static void bs_result(void *userdata, const struct build_result *r)
+{
+	struct build_session *bs = userdata;
+	struct drv_outcome *o = outcome_for(bs, r->drv_path);
+
+	o->status = r->status;
+	free(o->error);
+	o->error = r->error != NULL ? xstrdup(r->error) : NULL;
+	o->start_usec = r->start_usec;
+	o->stop_usec = r->stop_usec;
+	o->cpu_user_usec = r->cpu_user_usec;
+	o->cpu_system_usec = r->cpu_system_usec;
+	if (o->activity != 0) {
+		proto_write_stop_activity(bs->sc->conn, o->activity);
+		proto_flush(bs->sc->conn, NULL);
+	}
+}
+
+static void build_session_release(struct build_session *bs)
+{
+	for (size_t i = 0; i < bs->n_out; i++) {
+		free(bs->out[i].drv_path);
+		free(bs->out[i].error);
+	}
+	free(bs->out);
+}
+
+/*
+ * Build the derivations among paths (each must be a valid .drv), with the
+ * client's connection as the cancel signal: a client that hangs up
+ * cancels its builds.  Log lines go to the client as results of one
+ * build activity per derivation.
+ */
+static int run_builds(struct serve_ctx *sc, char *const *drvs, struct build_session *bs,
+		      struct nib_error **err)
+{
+	struct build_callbacks cb = { .log_line = bs_log_line,
+				      .message = bs_message,
+				      .progress = bs_progress,
+				      .result = bs_result,
+				      .userdata = bs };
+	struct build_options opts;
+	struct proto_activity top = { 0 };
+	size_t n = strv_length(drvs);
+	int r;
+
+	bs->sc = sc;
+	bs->next_activity = ((uint64_t)getpid() << 32) + 1;
+	bs->top_activity = bs->next_activity++;
+	build_options_init(&opts);
+	opts.max_jobs = sc->settings->max_jobs;
+	opts.cancel_fd = proto_conn_fd(sc->conn);
+	if (n == 0)
+		return 0;
+	top.id = bs->top_activity;
+	top.level = PROTO_LVL_INFO;
+	top.type = PROTO_ACT_BUILDS;
+	top.text = (char *)"";
+	proto_write_start_activity(sc->conn, &top);
+	proto_flush(sc->conn, NULL);
+	r = build_derivations(sc->store, sc->settings, drvs, n, &opts, &cb, err);
+	proto_write_stop_activity(sc->conn, top.id);
+	return r;
+}
+
+static uint64_t proto_status_of(enum build_status s)
+{
+	switch (s) {
+	case BUILD_VALID:
+		return PROTO_BUILD_ALREADY_VALID;
+	case BUILD_BUILT:
+		return PROTO_BUILD_BUILT;
+	case BUILD_TIMED_OUT:
+		return PROTO_BUILD_TIMED_OUT;
+	case BUILD_LOG_LIMIT:
+		return PROTO_BUILD_LOG_LIMIT_EXCEEDED;
+	case BUILD_HASH_MISMATCH:
+		return PROTO_BUILD_OUTPUT_REJECTED;
+	case BUILD_DEP_FAILED:
+		return PROTO_BUILD_DEPENDENCY_FAILED;
+	case BUILD_UNSUPPORTED:
+	case BUILD_CANCELLED:
+		return PROTO_BUILD_MISC_FAILURE;
+	case BUILD_FAILED:
+	default:
+		return PROTO_BUILD_PERMANENT_FAILURE;
+	}
+}
+
+/*
+ * builtOutputs of a derivation (>= 1.28): "sha256:<hex of the masked hash
+ * modulo>!<output>" -> Realisation JSON, for the requested outputs.
+ */
+static void fill_built_outputs(struct serve_ctx *sc, const struct proto_derived_path *dp,
+			       struct proto_build_result *res)
+{
+	cleanup_error struct nib_error *e = NULL;
+	cleanup_derivation struct derivation *d = NULL;
+	cleanup_drv_hasher struct drv_hasher *h = NULL;
+	cleanup_free char *drv = NULL;
+	cleanup_strv char **names = NULL;
+	cleanup_strv char **paths = NULL;
+	struct drv_modulo m = { 0 };
+
+	if (wire_path(sc, dp->path, &drv, &e) < 0 ||
+	    store_read_derivation(sc->store, drv, &d, &e) < 0 ||
+	    store_query_derivation_outputs(sc->store, drv, &names, &paths, &e) < 0)
+		return;
+	h = drv_hasher_new(store_dir(sc->store), store_derivation_resolver, sc->store);
+	if (derivation_hash_modulo(h, d, true, &m, &e) < 0)
+		return;
+	for (size_t i = 0; names[i] != NULL; i++) {
+		cleanup_free char *hex = NULL;
+		cleanup_free char *id = NULL;
+		const struct hash *hm = NULL;
+
+		if (!dp->all_outputs && !strv_contains(dp->outputs, names[i]))
+			continue;
+		for (size_t j = 0; j < m.n; j++)
+			if (STREQ(m.outputs[j], names[i]))
+				hm = &m.hashes[j];
+		if (hm == NULL)
+			continue;
+		hex = hash_to_string(hm, HASH_ENC_BASE16, false);
+		id = xasprintf("sha256:%s!%s", hex, names[i]);
+		res->built_outputs = xreallocarray(res->built_outputs, res->n_built_outputs + 1,
+						   sizeof(struct proto_pair));
+		res->built_outputs[res->n_built_outputs].first = xstrdup(id);
+		res->built_outputs[res->n_built_outputs].second =
+			proto_realisation_json(id, strrchr(paths[i], '/') + 1);
+		res->n_built_outputs++;
+	}
+	/* Ascending ids (names are sorted, but the hash differs per output). */
+	for (size_t i = 1; i < res->n_built_outputs; i++)
+		for (size_t j = i; j > 0 && strcmp(res->built_outputs[j - 1].first,
+						   res->built_outputs[j].first) > 0;
+		     j--) {
+			struct proto_pair t = res->built_outputs[j];
+			res->built_outputs[j] = res->built_outputs[j - 1];
+			res->built_outputs[j - 1] = t;
+		}
+	drv_modulo_release(&m);
+}
+
+static void fill_result(struct serve_ctx *sc, struct build_session *bs,
+			const struct proto_derived_path *dp, const char *drv, int valid_before,
+			struct proto_build_result *res)
+{
+	struct drv_outcome *o = NULL;
+
+	for (size_t i = 0; drv != NULL && i < bs->n_out; i++)
+		if (STREQ(bs->out[i].drv_path, drv))
+			o = &bs->out[i];
+	if (valid_before == 1 || o == NULL) {
+		res->status =
+			valid_before == 1 ? PROTO_BUILD_ALREADY_VALID : PROTO_BUILD_MISC_FAILURE;
+		res->error_msg = xstrdup(valid_before == 1 ? "" : "not built");
+	} else {
+		res->status = proto_status_of(o->status);
+		res->error_msg = xstrdup(o->error != NULL ? o->error : "");
+		res->times_built = o->status == BUILD_BUILT ? 1 : 0;
+		res->start_time = o->start_usec > 0 ? (uint64_t)o->start_usec / 1000000 : 0;
+		res->stop_time = o->stop_usec > 0 ? (uint64_t)o->stop_usec / 1000000 : 0;
+		if (o->cpu_user_usec >= 0) {
+			res->has_cpu_user = true;
+			res->cpu_user_usec = o->cpu_user_usec;
+		}
+		if (o->cpu_system_usec >= 0) {
+			res->has_cpu_system = true;
+			res->cpu_system_usec = o->cpu_system_usec;
+		}
+	}
+	if (dp->built &&
+	    (res->status == PROTO_BUILD_BUILT || res->status == PROTO_BUILD_ALREADY_VALID))
+		fill_built_outputs(sc, dp, res);
+}
+
 static int op_build_paths(struct serve_ctx *sc, struct proto_request *req, struct proto_reply *rep,
 			  struct nib_error **err)
 {
+	size_t n = req->build_paths.n_paths;
+	cleanup_strv char **drvs = xcalloc(n + 1, sizeof(char *));
+	cleanup_strv char **drv_of = xcalloc(n + 1, sizeof(char *));
+	cleanup_free int *valid = xcalloc(n + 1, sizeof(int));
+	struct build_session bs = { 0 };
+	cleanup_error struct nib_error *berr = NULL;
+	size_t k = 0;
+	int r = 0;
+
 	if (req->build_paths.mode != PROTO_BUILD_MODE_NORMAL && !sc->peer->trusted)
 		return nib_error_set(err, NIB_E_DENIED, 0,
 				     "you are not privileged to repair or check paths"),
 		       H_FAILED;
-	if (req->op == PROTO_OP_BUILD_PATHS_WITH_RESULTS) {
-		rep->keyed_build_results.results = xcalloc(req->build_paths.n_paths + 1,
-							   sizeof(struct proto_keyed_build_result));
-		rep->keyed_build_results.n = req->build_paths.n_paths;
-	}
-	for (size_t i = 0; i < req->build_paths.n_paths; i++) {
+	if (req->build_paths.mode != PROTO_BUILD_MODE_NORMAL)
+		return nib_error_set(err, NIB_E_UNSUPPORTED, 0,
+				     "nib cannot repair or check builds yet"),
+		       H_FAILED;
+	for (size_t i = 0; i < n; i++) {
 		struct proto_derived_path *dp = &req->build_paths.paths[i];
-		int v = derived_valid(sc, dp, err);
+		cleanup_free char *p = NULL;
 
-		if (v < 0)
+		valid[i] = derived_valid(sc, dp, err);
+		if (valid[i] < 0)
 			return H_FAILED;
-		if (req->op == PROTO_OP_BUILD_PATHS_WITH_RESULTS) {
-			struct proto_keyed_build_result *kr = &rep->keyed_build_results.results[i];
-			cleanup_error struct nib_error *e = NULL;
-			cleanup_free char *s = proto_derived_path_to_string(dp, sc->version, &e);
-
-			if (s == NULL ||
-			    proto_derived_path_parse(s, sc->version, &kr->path, &e) < 0)
-				return nib_error_move(err, &e), H_FAILED;
-			kr->result.status =
-				v ? PROTO_BUILD_ALREADY_VALID : PROTO_BUILD_MISC_FAILURE;
-			kr->result.error_msg = xstrdup(
-				v ? "" : "building through nib-daemon is not available yet");
+		if (valid[i] == 1)
+			continue;
+		if (!dp->built) {
+			if (req->op == PROTO_OP_BUILD_PATHS)
+				return nib_error_set(err, NIB_E_NOT_FOUND, 0,
+						     "path '%s' is not valid and nib has no "
+						     "substituters",
+						     dp->path),
+				       H_FAILED;
 			continue;
 		}
-		if (!v)
-			return nib_error_set(err, NIB_E_UNSUPPORTED, 0,
-					     "cannot build '%s': building through nib-daemon is "
-					     "not available yet",
-					     dp->path),
-			       H_FAILED;
+		if (wire_path(sc, dp->path, &p, err) < 0)
+			return H_FAILED;
+		drv_of[i] = xstrdup(p);
+		if (!strv_contains(drvs, p))
+			drvs[k++] = TAKE_PTR(p);
 	}
-	if (req->op == PROTO_OP_BUILD_PATHS)
+	if (k > 0)
+		r = run_builds(sc, drvs, &bs, &berr);
+	if (req->op == PROTO_OP_BUILD_PATHS) {
+		build_session_release(&bs);
+		if (r < 0)
+			return nib_error_move(err, &berr), H_FAILED;
 		rep->u64 = 1;
+		return H_REPLY;
+	}
+	rep->keyed_build_results.results = xcalloc(n + 1, sizeof(struct proto_keyed_build_result));
+	rep->keyed_build_results.n = n;
+	for (size_t i = 0; i < n; i++) {
+		struct proto_derived_path *dp = &req->build_paths.paths[i];
+		struct proto_keyed_build_result *kr = &rep->keyed_build_results.results[i];
+		cleanup_error struct nib_error *e = NULL;
+		cleanup_free char *s = proto_derived_path_to_string(dp, sc->version, &e);
+
+		if (s == NULL || proto_derived_path_parse(s, sc->version, &kr->path, &e) < 0) {
+			build_session_release(&bs);
+			return nib_error_move(err, &e), H_FAILED;
+		}
+		if (!dp->built && valid[i] != 1) {
+			kr->result.status = PROTO_BUILD_MISC_FAILURE;
+			kr->result.error_msg = xasprintf(
+				"path '%s' is not valid and nib has no substituters", dp->path);
+			continue;
+		}
+		fill_result(sc, &bs, dp, drv_of[i], valid[i], &kr->result);
+	}
+	build_session_release(&bs);
 	return H_REPLY;
 }
 
@@ -1075,31 +1391,49 @@ static int op_ensure_path(struct serve_ctx *sc, struct proto_request *req, struc
 	return H_REPLY;
 }
 
+/*
+ * BuildDerivation: nib builds from .drv files in the store, so the
+ * derivation must be there already (Nix's build hook copies it over
+ * first); the inline copy only decides the trust question.
+ */
 static int op_build_derivation(struct serve_ctx *sc, struct proto_request *req,
 			       struct proto_reply *rep, struct nib_error **err)
 {
 	struct proto_basic_derivation *d = &req->build_derivation.drv;
 	bool fixed = d->n_outputs == 1 && d->outputs[0].hash != NULL && d->outputs[0].hash[0];
-	bool all_valid = true;
+	cleanup_free char *drv = NULL;
+	char *drvs[2] = { NULL, NULL };
+	struct build_session bs = { 0 };
+	cleanup_error struct nib_error *berr = NULL;
+	struct proto_derived_path dp = { .built = true, .all_outputs = true };
+	int v;
 
 	if (!sc->peer->trusted && !fixed)
 		return nib_error_set(err, NIB_E_DENIED, 0,
 				     "you are not privileged to build input-addressed "
 				     "derivations given inline"),
 		       H_FAILED;
-	for (size_t i = 0; i < d->n_outputs; i++) {
-		cleanup_free char *p = NULL;
-		int v;
-		if (wire_path(sc, d->outputs[i].path, &p, err) < 0)
-			return H_FAILED;
-		v = store_is_valid(sc->store, p, err);
-		if (v < 0)
-			return H_FAILED;
-		all_valid = all_valid && v;
+	if (wire_path(sc, req->build_derivation.drv_path, &drv, err) < 0)
+		return H_FAILED;
+	dp.path = drv;
+	v = store_is_valid(sc->store, drv, err);
+	if (v < 0)
+		return H_FAILED;
+	if (v == 0) {
+		rep->build_result.status = PROTO_BUILD_MISC_FAILURE;
+		rep->build_result.error_msg = xasprintf(
+			"nib builds derivations from the store and '%s' is not valid", drv);
+		return H_REPLY;
 	}
-	rep->build_result.status = all_valid ? PROTO_BUILD_ALREADY_VALID : PROTO_BUILD_MISC_FAILURE;
-	rep->build_result.error_msg =
-		xstrdup(all_valid ? "" : "building through nib-daemon is not available yet");
+	v = derived_valid(sc, &dp, err);
+	if (v < 0)
+		return H_FAILED;
+	if (v == 0) {
+		drvs[0] = drv;
+		run_builds(sc, drvs, &bs, &berr);
+	}
+	fill_result(sc, &bs, &dp, drv, v, &rep->build_result);
+	build_session_release(&bs);
 	return H_REPLY;
 }
 
