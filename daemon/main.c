@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -48,6 +49,7 @@ struct child {
 static struct child *children;
 static size_t n_children, cap_children;
 static size_t n_served;
+static pid_t daemon_pid;
 
 static void child_add(pid_t pid, bool counted)
 {
@@ -58,6 +60,23 @@ static void child_add(pid_t pid, bool counted)
 	children[n_children++] = (struct child){ pid, counted };
 	if (counted)
 		n_served++;
+}
+
+/* In a connection process: the client socket, for the SIGTERM handler. */
+static int conn_fd_for_signal = -1;
+
+/*
+ * SIGTERM in a connection process (the daemon stopping, or dying: see
+ * PR_SET_PDEATHSIG): shut the socket's reading side.  The build scheduler
+ * watches the socket as its cancel signal, so running builds are killed
+ * and cleaned up and their slots released; then the request loop sees the
+ * end of input and the process exits normally.
+ */
+static void on_conn_term(int sig)
+{
+	(void)sig;
+	if (conn_fd_for_signal >= 0)
+		shutdown(conn_fd_for_signal, SHUT_RD);
 }
 
 static void reap(void)
@@ -221,7 +240,7 @@ static void terminate_children(void)
 	uint64_t deadline = now_monotonic_usec() + DAEMON_GRACE_SEC * 1000000ULL;
 
 	for (size_t i = 0; i < n_children; i++)
-		kill(-children[i].pid, SIGTERM);
+		kill(children[i].pid, SIGTERM);
 	while (n_children > 0 && now_monotonic_usec() < deadline) {
 		struct timespec ts = { 0, 20 * 1000000L };
 		reap();
@@ -441,6 +460,7 @@ int main(int argc, char **argv)
 				continue;
 			}
 			conn_no++;
+			daemon_pid = getpid();
 			pid = fork();
 			if (pid < 0) {
 				log_errno(LOG_ERR, errno, "fork failed");
@@ -455,6 +475,16 @@ int main(int argc, char **argv)
 				close(sfd);
 				sigprocmask(SIG_UNBLOCK, &mask, NULL);
 				/* SIGPIPE stays ignored: a vanished client is an EPIPE. */
+				{
+					struct sigaction sa = { .sa_handler = on_conn_term };
+					sigemptyset(&sa.sa_mask);
+					conn_fd_for_signal = cfd;
+					sigaction(SIGTERM, &sa, NULL);
+					sigaction(SIGINT, &sa, NULL);
+					prctl(PR_SET_PDEATHSIG, SIGTERM);
+					if (getppid() != daemon_pid)
+						_exit(1);
+				}
 				setsid();
 				if (busy)
 					alarm(10);

@@ -374,6 +374,14 @@ static void apply_setting(struct serve_ctx *sc, const char *name, const char *va
 			    name);
 		return;
 	}
+	if (STREQ(base, "max-jobs")) {
+		/* Job tokens are global: a client may lower its share, never raise it. */
+		uint64_t v;
+		if (parse_u64(value, &v) == 0 && (int64_t)v > sc->settings->max_jobs) {
+			log_debug("%s: ignoring max-jobs %s above the daemon's", tag(sc), value);
+			return;
+		}
+	}
 	r = settings_set(sc->settings, name, value, ORIGIN_CLIENT, NULL, &e);
 	if (r < 0)
 		warn_client(sc, "%s", e->msg);

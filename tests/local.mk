@@ -130,7 +130,8 @@ INTEGRATION_TESTS = \
 	%reldir%/integration/t0403-build-graph.sh \
 	%reldir%/integration/t0404-build-uid-range.sh \
 	%reldir%/integration/t0500-daemon.sh \
-	%reldir%/integration/t0501-daemon-build.sh
+	%reldir%/integration/t0501-daemon-build.sh \
+	%reldir%/integration/t0502-daemon-shared.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) %reldir%/integration/lib.sh %reldir%/data/nar %reldir%/data/derivations \
 	%reldir%/integration/sandbox-lib.sh %reldir%/integration/build-lib.sh
