@@ -109,5 +109,6 @@ int cmd_hash_path(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_build(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_log(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_slots(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_daemon_status(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_slots_release(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_slots_reclaim(struct cli_ctx *ctx, int argc, char **argv);

@@ -34,6 +34,7 @@
 #include "serve.h"
 #include "settings.h"
 #include "store.h"
+#include "strbuf.h"
 #include "uid-pool.h"
 #include "util.h"
 #include "banned.h"
@@ -44,6 +45,9 @@
 struct child {
 	pid_t pid;
 	bool counted; /* a served connection (not a refusal) */
+	uint64_t conn_no;
+	uid_t uid;
+	int64_t since; /* seconds since the epoch */
 };
 
 static struct child *children;
@@ -51,13 +55,14 @@ static size_t n_children, cap_children;
 static size_t n_served;
 static pid_t daemon_pid;
 
-static void child_add(pid_t pid, bool counted)
+static void child_add(pid_t pid, bool counted, uint64_t conn_no, uid_t uid)
 {
 	if (n_children == cap_children) {
 		cap_children = cap_children ? cap_children * 2 : 16;
 		children = xreallocarray(children, cap_children, sizeof(*children));
 	}
-	children[n_children++] = (struct child){ pid, counted };
+	children[n_children++] = (struct child){ pid, counted, conn_no, uid,
+						 (int64_t)(now_realtime_usec() / 1000000) };
 	if (counted)
 		n_served++;
 }
@@ -77,6 +82,40 @@ static void on_conn_term(int sig)
 	(void)sig;
 	if (conn_fd_for_signal >= 0)
 		shutdown(conn_fd_for_signal, SHUT_RD);
+}
+
+/*
+ * The status file <state-dir>/daemon/status.json (see README-daemon.md),
+ * rewritten atomically whenever a connection starts or ends; `nib daemon
+ * status` reads it together with the UID pool.
+ */
+static char *status_path;
+static int64_t started_at;
+static uint64_t total_conns;
+
+static void write_status(const struct settings *s, const char *socket_path)
+{
+	cleanup_error struct nib_error *err = NULL;
+	cleanup_strbuf struct strbuf sb = STRBUF_INIT;
+
+	if (status_path == NULL)
+		return;
+	strbuf_addf(&sb,
+		    "{\"pid\":%d,\"started\":%lld,\"socket\":\"%s\",\"maxJobs\":%lld,"
+		    "\"maxConnections\":%lld,\"totalConnections\":%llu,\"connections\":[",
+		    (int)getpid(), (long long)started_at, socket_path, (long long)s->max_jobs,
+		    (long long)s->max_connections, (unsigned long long)total_conns);
+	for (size_t i = 0, k = 0; i < n_children; i++) {
+		if (!children[i].counted)
+			continue;
+		strbuf_addf(&sb, "%s{\"id\":%llu,\"pid\":%d,\"uid\":%u,\"since\":%lld}",
+			    k++ ? "," : "", (unsigned long long)children[i].conn_no,
+			    (int)children[i].pid, (unsigned)children[i].uid,
+			    (long long)children[i].since);
+	}
+	strbuf_addstr(&sb, "]}\n");
+	if (write_file_atomic_at(AT_FDCWD, status_path, sb.buf, sb.len, 0644, false, &err) < 0)
+		log_debug("cannot write the status file: %s", err->msg);
 }
 
 static void reap(void)
@@ -406,6 +445,17 @@ int main(int argc, char **argv)
 			return log_error("%s", err->msg), 1;
 	}
 
+	started_at = (int64_t)(now_realtime_usec() / 1000000);
+	{
+		cleanup_free char *sdir = path_join(settings->state_dir, "daemon");
+		if (mkdir_p(sdir, 0755, &err) < 0) {
+			log_warning("%s: no status file", err->msg);
+			nib_error_clear(&err);
+		} else {
+			status_path = path_join(sdir, "status.json");
+		}
+	}
+	write_status(settings, sock_path != NULL ? sock_path : "(systemd)");
 	log_info("starting: socket %s, store %s, state %s, max-jobs %lld, max-connections %lld",
 		 sock_path != NULL ? sock_path : "(from systemd)", settings->store_dir,
 		 settings->state_dir, (long long)settings->max_jobs,
@@ -441,13 +491,19 @@ int main(int argc, char **argv)
 			log_info("received %s, stopping", strsignal((int)si.ssi_signo));
 			stop = true;
 		}
-		reap();
+		{
+			size_t before = n_children;
+			reap();
+			if (n_children != before)
+				write_status(settings, sock_path != NULL ? sock_path : "(systemd)");
+		}
 		if (stop)
 			break;
 		if (pfd[1].revents & POLLIN) {
 			int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 			bool busy;
 			pid_t pid;
+			uid_t peer_uid;
 
 			if (cfd < 0) {
 				if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED)
@@ -459,7 +515,15 @@ int main(int argc, char **argv)
 				close(cfd); /* not even room to refuse politely */
 				continue;
 			}
+			{
+				struct ucred uc = { .uid = (uid_t)-1 };
+				socklen_t ulen = sizeof(uc);
+				if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &uc, &ulen) < 0)
+					uc.uid = (uid_t)-1;
+				peer_uid = uc.uid;
+			}
 			conn_no++;
+			total_conns++;
 			daemon_pid = getpid();
 			pid = fork();
 			if (pid < 0) {
@@ -498,7 +562,8 @@ int main(int argc, char **argv)
 				_exit(r);
 			}
 			close(cfd);
-			child_add(pid, !busy);
+			child_add(pid, !busy, conn_no, peer_uid);
+			write_status(settings, sock_path != NULL ? sock_path : "(systemd)");
 		}
 	}
 	close(lfd);
@@ -506,6 +571,9 @@ int main(int argc, char **argv)
 	if (sock_path != NULL)
 		unlink(sock_path);
 	terminate_children();
+	if (status_path != NULL)
+		unlink(status_path);
+	free(status_path);
 	log_info("stopped");
 	return 0;
 }

@@ -1178,6 +1178,8 @@ static int run_builds(struct serve_ctx *sc, char *const *drvs, struct build_sess
 	opts.cancel_fd = proto_conn_fd(sc->conn);
 	if (n == 0)
 		return 0;
+	if (sc->peer->no_builds)
+		return nib_error_set(err, NIB_E_UNSUPPORTED, 0, "builds are disabled here");
 	top.id = bs->top_activity;
 	top.level = PROTO_LVL_INFO;
 	top.type = PROTO_ACT_BUILDS;

@@ -36,6 +36,7 @@ struct serve_peer {
 	gid_t gid;
 	bool trusted;
 	const char *tag; /* log prefix, e.g. "conn 3 uid=1000"; NULL = none */
+	bool no_builds;	 /* tests and fuzzing: refuse to run builders */
 };
 
 /* The Nix version string nib's daemon announces in the handshake (>= 1.33). */

@@ -20,7 +20,7 @@ chmod 755 "$TEST_ROOT"
 export NIB_DAEMON_SOCKET="$TEST_ROOT/sock/socket"
 export NIB_NO_PROGRESS=1
 
-plan 15
+plan 22
 
 start_daemon && ok "daemon started" || not_ok "daemon started"
 
@@ -51,6 +51,11 @@ setpriv --reuid="$U1" --regid="$(id -g "$U1")" --clear-groups \
 CPID=$!
 for i in $(seq 1 100); do grep -q started "$TEST_ROOT/slow.err" && break; sleep 0.1; done
 like "the slow build started" "$(cat "$TEST_ROOT/slow.err")" "slow> started"
+run_ok "nib daemon status" "$NIB" daemon status
+like "shows the running build and its slot" "$OUT" "slot [0-9]+  /nib/store/[0-9a-z]{32}-slow.drv"
+like "shows the client's connection" "$OUT" "user $U1"
+run_ok "nib daemon status --json" "$NIB" daemon status --json
+like "json lists the build" "$OUT" '"running":\[\{"slot":[0-9]+,"firstUid":[0-9]+,"derivation":"/nib/store/[0-9a-z]{32}-slow.drv"'
 kill -KILL $CPID; wait $CPID 2>/dev/null
 for i in $(seq 1 100); do
 	pgrep -f "sleep 60" >/dev/null || break
@@ -62,4 +67,6 @@ is "no slot is taken" "$busy" "0"
 
 stop_daemon
 ok "daemon stopped"
+run_fails "status when the daemon is not running" 1 "$NIB" daemon status
+like "says so" "$ERR" "not running"
 done_testing
