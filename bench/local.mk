@@ -11,3 +11,10 @@ noinst_PROGRAMS += %reldir%/store-bench
 %canon_reldir%_store_bench_SOURCES = %reldir%/store-bench.c
 %canon_reldir%_store_bench_CPPFLAGS = $(AM_CPPFLAGS) $(NIB_DEPCFLAGS)
 %canon_reldir%_store_bench_LDADD = $(NIB_LIBS)
+
+# Daemon benchmark: bench/daemon.sh runs it against a nib-daemon in a temporary root.
+noinst_PROGRAMS += %reldir%/daemon-bench
+%canon_reldir%_daemon_bench_SOURCES = %reldir%/daemon-bench.c
+%canon_reldir%_daemon_bench_CPPFLAGS = $(AM_CPPFLAGS) $(NIB_DEPCFLAGS)
+%canon_reldir%_daemon_bench_LDADD = $(NIB_LIBS)
+EXTRA_DIST += %reldir%/daemon.sh
