@@ -893,7 +893,8 @@ static int job_get_slot(struct job *j, struct nib_error **err)
 
 /*
  * Take a job token: max-jobs is a limit across every process building in
- * this state directory (all daemon connections, local `nib build`).  The
+ * this state directory (all daemon connections, local `nib build`); a
+ * caller with a higher max-jobs than others may use more of the tokens.  The
  * tokens are the lock files <state-dir>/jobs/token-<i>, i < max-jobs, taken
  * without waiting; a crashed holder's lock goes with it.  1 taken, 0 all
  * held (retry later), -1 on error.
@@ -902,7 +903,8 @@ static int job_get_token(struct job *j, struct nib_error **err)
 {
 	const struct settings *s = j->c->s;
 	cleanup_free char *dir = path_join(s->state_dir, "jobs");
-	int64_t n = s->max_jobs > 0 ? s->max_jobs : 1;
+	/* The caller's effective max-jobs (--max-jobs, or the daemon's, which clients can only lower). */
+	int64_t n = j->c->max_jobs > 0 ? j->c->max_jobs : 1;
 
 	if (mkdir_p(dir, 0755, err) < 0)
 		return -1;
