@@ -32,6 +32,7 @@ UNIT_TESTS = \
 	%reldir%/unit/test-sandbox \
 	%reldir%/unit/test-protocol \
 	%reldir%/unit/test-serve \
+	%reldir%/unit/test-peer \
 	%reldir%/unit/test-uid-pool
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
@@ -92,6 +93,9 @@ TESTS += %reldir%/unit/test-archive
 %canon_reldir%_unit_test_serve_SOURCES = %reldir%/unit/test-serve.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_serve_CPPFLAGS = $(UNITCPPFLAGS) -DABS_TOP_SRCDIR='"$(abs_top_srcdir)"'
 %canon_reldir%_unit_test_serve_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_peer_SOURCES = %reldir%/unit/test-peer.c daemon/peer.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_peer_CPPFLAGS = $(UNITCPPFLAGS) -I$(top_srcdir)/daemon
+%canon_reldir%_unit_test_peer_LDADD = $(UNITLDADD)
 %canon_reldir%_unit_test_uid_pool_SOURCES = %reldir%/unit/test-uid-pool.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_uid_pool_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_uid_pool_LDADD = $(UNITLDADD)

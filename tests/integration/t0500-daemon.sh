@@ -26,7 +26,7 @@ as() {
 	setpriv --reuid="$u" --regid="$(id -g "$u")" --clear-groups "$@"
 }
 
-plan 21
+plan 32
 
 start_daemon && ok "daemon started" || not_ok "daemon started"
 is "socket is 0666" "$(stat -c %a "$NIB_DAEMON_SOCKET")" "666"
@@ -61,8 +61,41 @@ run_fails "a user not in allowed-users is refused" 1 as "$U2" "$NIB" path-info "
 like "refusal names the user" "$ERR" "not allowed to connect"
 like "the daemon logs the refusal" "$(cat "$TEST_ROOT/daemon.log")" "refused: user '$U2'"
 
+run_fails "an untrusted user cannot release slots" 1 as "$U1" "$NIB" slots release 0
+
+run_ok "nib daemon status" "$NIB" daemon status
+like "status shows the daemon" "$OUT" "^nib-daemon pid $DAEMON_PID, up "
+
 stop_daemon
 ok "daemon stopped on SIGTERM"
 [ ! -e "$NIB_DAEMON_SOCKET" ] && ok "socket removed" || not_ok "socket removed"
+
+# nib-daemon --stdio serves one connection on stdin/stdout (here behind socat).
+if command -v socat >/dev/null; then
+	socat UNIX-LISTEN:"$TEST_ROOT/stdio.sock",fork EXEC:"$NIB_DAEMON_BIN --stdio" 2>/dev/null &
+	SOCAT=$!
+	for i in $(seq 1 50); do [ -S "$TEST_ROOT/stdio.sock" ] && break; sleep 0.05; done
+	run_ok "--stdio: add through it" env NIB_DAEMON_SOCKET="$TEST_ROOT/stdio.sock" "$NIB" --store daemon add "$TEST_ROOT/src/f"
+	is "--stdio: same path" "$OUT" "$PF"
+	kill $SOCAT 2>/dev/null; wait $SOCAT 2>/dev/null
+else
+	ok "# SKIP needs socat"; ok "# SKIP needs socat"
+fi
+
+# max-connections: past the cap a client gets a clear error.
+start_daemon --option max-connections 1 && ok "daemon restarted with max-connections 1" ||
+	not_ok "daemon restarted with max-connections 1"
+command -v python3 >/dev/null || { for i in 1 2 3 4; do ok "# SKIP needs python3"; done; stop_daemon; done_testing; }
+python3 -c 'import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); time.sleep(3)' "$NIB_DAEMON_SOCKET" &
+HOLD=$!
+sleep 0.5
+run_fails "a second connection is refused" 1 as "$U1" "$NIB" path-info "$PF"
+like "with a clear error" "$ERR" "too many connections"
+kill $HOLD 2>/dev/null; wait $HOLD 2>/dev/null
+sleep 0.2
+run_fails "once the first is gone, a client gets in again" 1 as "$U1" "$NIB" path-info "$PF"
+like "and gets an answer" "$ERR" "is not valid"
+stop_daemon
 
 done_testing
