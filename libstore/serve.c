@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "archive.h"
 #include "build.h"
 #include "cleanup.h"
 #include "derivation-store.h"
@@ -27,6 +28,8 @@
 
 /* Bound on text added with AddTextToStore / AddToStore "text:" (Nix keeps it in memory too). */
 #define SERVE_MAX_TEXT ((size_t)64 << 20)
+/* Bound on a stored log replayed to a client that waited for another's build. */
+#define SERVE_MAX_REPLAYED_LOG ((uint64_t)16 << 20)
 
 struct serve_ctx {
 	struct store *store;
@@ -1035,6 +1038,7 @@ struct drv_outcome {
 
 struct build_session {
 	struct serve_ctx *sc;
+	char *const *requested; /* the .drv paths this request asked to build */
 	struct drv_outcome *out;
 	size_t n_out;
 	uint64_t top_activity;
@@ -1124,10 +1128,62 @@ static void bs_progress(void *userdata, const struct build_progress *p)
 	proto_flush(bs->sc->conn, NULL);
 }
 
+/* Log replay: split the stored log into lines for bs_log_line. */
+struct log_replay {
+	struct build_session *bs;
+	const char *drv_path;
+	const char *name;
+	struct strbuf line;
+};
+
+static int replay_sink(void *userdata, const void *data, size_t len, struct nib_error **err)
+{
+	struct log_replay *lr = userdata;
+	const char *p = data;
+
+	(void)err;
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] != '\n') {
+			strbuf_addch(&lr->line, p[i]);
+			continue;
+		}
+		bs_log_line(lr->bs, lr->drv_path, lr->name, lr->line.buf ? lr->line.buf : "",
+			    lr->line.len);
+		strbuf_reset(&lr->line);
+	}
+	return 0;
+}
+
+/*
+ * A requested derivation that another process built while this one waited
+ * for its output locks: show this client the builder's log from the
+ * stored file, as if it had watched the build.
+ */
+static void replay_log(struct build_session *bs, const struct build_result *r)
+{
+	struct log_replay lr = { bs, r->drv_path, r->name, STRBUF_INIT };
+
+	for (int compressed = 1; compressed >= 0; compressed--) {
+		cleanup_free char *path = build_log_path(bs->sc->settings, r->drv_path, compressed);
+		cleanup_error struct nib_error *e = NULL;
+
+		if (access(path, F_OK) < 0)
+			continue;
+		archive_log_read(path, SERVE_MAX_REPLAYED_LOG, replay_sink, &lr, &e);
+		if (lr.line.len > 0)
+			bs_log_line(bs, r->drv_path, r->name, lr.line.buf, lr.line.len);
+		break;
+	}
+	strbuf_release(&lr.line);
+}
+
 static void bs_result(void *userdata, const struct build_result *r)
 {
 	struct build_session *bs = userdata;
 	struct drv_outcome *o = outcome_for(bs, r->drv_path);
+
+	if (r->status == BUILD_VALID && strv_contains(bs->requested, r->drv_path))
+		replay_log(bs, r);
 
 	o->status = r->status;
 	free(o->error);
@@ -1171,6 +1227,7 @@ static int run_builds(struct serve_ctx *sc, char *const *drvs, struct build_sess
 	int r;
 
 	bs->sc = sc;
+	bs->requested = drvs;
 	bs->next_activity = ((uint64_t)getpid() << 32) + 1;
 	bs->top_activity = bs->next_activity++;
 	build_options_init(&opts);

@@ -19,13 +19,13 @@ export NIB_DAEMON_SOCKET="$TEST_ROOT/sock/socket"
 export NIB_NO_PROGRESS=1
 DB="$NIB_STATE_DIR/db/db.sqlite"
 
-plan 11
+plan 15
 
 start_daemon && ok "daemon started" || not_ok "daemon started"
 
 mkdir -p "$TEST_ROOT/d"
 for i in 0 1 2 3 4 5; do
-	mkdrv "$TEST_ROOT/d/s$i.json" "shared$i" "sleep 0.2; echo $i > \$out"
+	mkdrv "$TEST_ROOT/d/s$i.json" "shared$i" "echo building shared$i; sleep 0.2; echo $i > \$out"
 done
 chmod -R a+rX "$TEST_ROOT/d"
 
@@ -50,6 +50,23 @@ maxpar=$(sqlite3 "$DB" "select startTime, 1 from BuildRecords where drv like '%-
 ok_par=no
 [ "$maxpar" -le 2 ] && ok_par=yes
 is "never more than 2 builds at a time (saw $maxpar)" "$ok_par" yes
+
+# Two clients, one derivation: the second waits for the first's build and
+# is shown its log from the stored file.
+mkdrv "$TEST_ROOT/d/once.json" once 'echo step one; sleep 1; echo step two; echo 1 > $out'
+chmod -R a+rX "$TEST_ROOT/d"
+: >"$TEST_ROOT/a.err"
+setpriv --reuid="$U1" --regid="$(id -g "$U1")" --clear-groups \
+	"$NIB" build "$TEST_ROOT/d/once.json" >"$TEST_ROOT/a.out" 2>"$TEST_ROOT/a.err" &
+APID=$!
+for i in $(seq 1 100); do grep -q "step one" "$TEST_ROOT/a.err" && break; sleep 0.05; done
+run_ok "a second client asks for the same derivation" \
+	setpriv --reuid="$U1" --regid="$(id -g "$U1")" --clear-groups "$NIB" build "$TEST_ROOT/d/once.json"
+wait $APID
+is "both get the same output" "$OUT" "$(cat "$TEST_ROOT/a.out")"
+is "the second saw the first's log" "$(grep '^once>' <<<"$ERR")" "once> step one
+once> step two"
+is "built once" "$(sqlite3 "$DB" "select count(*) from BuildRecords where drv like '%-once.drv'")" 1
 
 # SIGKILL of the daemon in the middle of a build.
 mkdrv "$TEST_ROOT/d/long.json" long 'echo started; sleep 60; echo 1 > $out'
