@@ -425,6 +425,8 @@ struct verify_relay {
 	void (*fn)(void *userdata, const struct store_verify_problem *p);
 	void *userdata;
 	uint64_t n;
+	uint64_t checked;
+	uint64_t repaired;
 };
 
 static void verify_next(void *userdata, const char *msg, size_t len)
@@ -432,8 +434,9 @@ static void verify_next(void *userdata, const char *msg, size_t len)
 	struct verify_relay *vr = userdata;
 	cleanup_free char *m = xstrndup(msg, len);
 	cleanup_free char *path = NULL;
+	cleanup_free char *kind = NULL;
 	struct store_verify_problem p = { .kind = "daemon", .message = m };
-	char *sep;
+	char *sep, *tab;
 
 	while (len > 0 && m[len - 1] == '\n')
 		m[--len] = '\0';
@@ -441,14 +444,37 @@ static void verify_next(void *userdata, const char *msg, size_t len)
 		log_warning("%s", m + 9);
 		return;
 	}
-	sep = strstr(m, ": ");
-	if (m[0] == '/' && sep != NULL) {
-		path = xstrndup(m, (size_t)(sep - m));
+	/* nib-daemon's closing line: "checked N paths". */
+	if (strncmp(m, "checked ", 8) == 0 && len > 14 && STREQ(m + len - 6, " paths")) {
+		cleanup_free char *num = xstrndup(m + 8, len - 14);
+		uint64_t v;
+		if (parse_u64(num, &v) == 0) {
+			vr->checked = v;
+			return;
+		}
+	}
+	/* "<kind>: <message>[ (repaired)][\t<path>]" from nib-daemon; anything else as is. */
+	tab = strchr(m, '\t');
+	if (tab != NULL) {
+		*tab = '\0';
+		path = xstrdup(tab + 1);
 		p.path = path;
+	}
+	sep = strstr(m, ": ");
+	if (sep != NULL && (size_t)(sep - m) < 32 && memchr(m, ' ', (size_t)(sep - m)) == NULL) {
+		kind = xstrndup(m, (size_t)(sep - m));
+		p.kind = kind;
 		p.message = sep + 2;
 	}
-	p.repaired = strstr(m, " (repaired)") != NULL;
+	{
+		size_t ml = strlen(p.message);
+		if (ml > 11 && STREQ(p.message + ml - 11, " (repaired)")) {
+			((char *)p.message)[ml - 11] = '\0';
+			p.repaired = true;
+		}
+	}
 	vr->n++;
+	vr->repaired += p.repaired;
 	if (vr->fn != NULL)
 		vr->fn(vr->userdata, &p);
 }
@@ -460,7 +486,7 @@ static int remote_verify(struct store *s, unsigned flags,
 	struct remote_store *rs = REMOTE(s);
 	struct proto_request req = { .op = PROTO_OP_VERIFY_STORE };
 	struct proto_reply rep = { 0 };
-	struct verify_relay vr = { fn, userdata, 0 };
+	struct verify_relay vr = { fn, userdata, 0, 0, 0 };
 	struct proto_log_handlers saved = rs->h;
 	struct store_verify_result res = { 0 };
 	int r;
@@ -474,6 +500,8 @@ static int remote_verify(struct store *s, unsigned flags,
 	if (r < 0)
 		return -1;
 	res.problems = vr.n;
+	res.checked = vr.checked;
+	res.repaired = vr.repaired;
 	proto_reply_release(&rep);
 	*ret = res;
 	return 0;

@@ -302,7 +302,8 @@ static int op_collect_garbage(struct serve_ctx *sc, struct proto_request *req,
 	if (store_collect_garbage(sc->store, &opts, &res, err) < 0)
 		return H_FAILED;
 	rep->gc_result.paths = TAKE_PTR(deleted);
-	rep->gc_result.bytes_freed = opts.dry_run ? 0 : res.bytes;
+	/* A dry run reports what would be freed (Nix clients ignore it then). */
+	rep->gc_result.bytes_freed = res.bytes;
 	return H_REPLY;
 }
 
@@ -315,8 +316,9 @@ static void verify_problem(void *userdata, const struct store_verify_problem *p)
 	struct verify_log *vl = userdata;
 	cleanup_free char *msg = NULL;
 
-	msg = xasprintf("%s%s%s%s\n", p->path != NULL ? p->path : "", p->path != NULL ? ": " : "",
-			p->message, p->repaired ? " (repaired)" : "");
+	/* "<kind>: <message>[ (repaired)]", then a tab and the path for nib's client. */
+	msg = xasprintf("%s: %s%s%s%s\n", p->kind, p->message, p->repaired ? " (repaired)" : "",
+			p->path != NULL ? "\t" : "", p->path != NULL ? p->path : "");
 	proto_write_next(vl->sc->conn, msg, strlen(msg));
 }
 
@@ -337,6 +339,12 @@ static int op_verify_store(struct serve_ctx *sc, struct proto_request *req, stru
 		flags |= STORE_VERIFY_REPAIR;
 	if (store_verify(sc->store, flags, verify_problem, &vl, &res, err) < 0)
 		return H_FAILED;
+	/* The count, for nib's client (the reply is only a flag); harmless for Nix's. */
+	{
+		cleanup_free char *m =
+			xasprintf("checked %llu paths\n", (unsigned long long)res.checked);
+		proto_write_next(sc->conn, m, strlen(m));
+	}
 	rep->u64 = res.problems > res.repaired;
 	return H_REPLY;
 }

@@ -26,7 +26,7 @@ as() {
 	setpriv --reuid="$u" --regid="$(id -g "$u")" --clear-groups "$@"
 }
 
-plan 32
+plan 36
 
 start_daemon && ok "daemon started" || not_ok "daemon started"
 is "socket is 0666" "$(stat -c %a "$NIB_DAEMON_SOCKET")" "666"
@@ -52,8 +52,14 @@ is "same path-info" "$J_DAEMON" "$OUT"
 run_ok "NIB_REMOTE=daemon works for root too" env NIB_REMOTE=daemon "$NIB" path-info "$PF"
 is "root's answer" "$OUT" "$PF"
 
-run_ok "verify through the daemon" as "$U1" "$NIB" store verify
+run_ok "verify through the daemon" as "$U1" "$NIB" store verify --json
+V_DAEMON=$OUT
+run_ok "verify locally" "$NIB" --store local store verify --json
+is "same verify output" "$V_DAEMON" "$OUT"
 run_ok "gc --dry-run through the daemon" as "$U1" "$NIB" gc --dry-run
+G_DAEMON=$OUT
+run_ok "gc --dry-run locally" "$NIB" --store local gc --dry-run
+is "same gc --dry-run output" "$G_DAEMON" "$OUT"
 run_ok "gc through the daemon" as "$U1" "$NIB" gc
 run_fails "collected paths are gone" 1 "$NIB" --store local path-info "$PF"
 
