@@ -26,7 +26,7 @@ as() {
 	setpriv --reuid="$u" --regid="$(id -g "$u")" --clear-groups "$@"
 }
 
-plan 36
+plan 35
 
 start_daemon && ok "daemon started" || not_ok "daemon started"
 is "socket is 0666" "$(stat -c %a "$NIB_DAEMON_SOCKET")" "666"
