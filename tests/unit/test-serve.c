@@ -22,6 +22,8 @@
 #include "cleanup.h"
 #include "local-store.h"
 #include "log.h"
+#include "nar.h"
+#include "path.h"
 #include "protocol.h"
 #include "remote-store.h"
 #include "serve.h"
@@ -483,7 +485,69 @@ static void test_sessions(void)
 		replay(st, others[i], false);
 }
 
+/* AddToStore "fixed:sha256" (flat) and "fixed:r:sha1" over the raw protocol. */
+static void test_add_fixed_flat(void)
+{
+	cleanup_error struct nib_error *e = NULL;
+	struct server sv;
+	int fd = server_start(&sv, true);
+	cleanup_proto_conn struct proto_conn *c = proto_conn_new_fd(fd, fd, true);
+	static const char content[] = "flat file contents\n";
+	cleanup_strv char **norefs = xcalloc(1, sizeof(char *));
+	struct proto_request req = { .op = PROTO_OP_ADD_TO_STORE };
+	struct proto_reply rep = { 0 };
+	struct proto_error *derr = NULL;
+	struct hash h;
+	struct store_path sp;
+	cleanup_free char *want = NULL;
+	cleanup_free char *f = path_join(dir, "flat");
+	struct hash nar;
+	uint64_t nar_size;
+
+	CU_ASSERT_EQUAL(proto_client_handshake(c, PROTO_VERSION_NIX_2_8, NULL, NULL, &e), 0);
+	req.add_to_store.name = S("flat.txt");
+	req.add_to_store.cam = S("fixed:sha256");
+	req.add_to_store.refs = norefs;
+	CU_ASSERT_EQUAL(proto_write_request(c, &req, &e), 0);
+	CU_ASSERT_EQUAL(proto_framed_write(c, content, sizeof(content) - 1, &e), 0);
+	proto_framed_end(c);
+	CU_ASSERT_EQUAL(proto_client_finish(c, PROTO_OP_ADD_TO_STORE, NULL, &rep, &derr, &e), 0);
+	hash_buffer(HASH_SHA256, content, sizeof(content) - 1, &h);
+	CU_ASSERT_EQUAL(
+		store_path_make_fixed(settings->store_dir, "flat.txt", false, &h, NULL, &sp, &e),
+		0);
+	want = store_path_to_string(settings->store_dir, &sp);
+	CU_ASSERT(rep.path_info.info.path != NULL && STREQ(rep.path_info.info.path, want));
+	/* The NAR recorded is the NAR of a regular file with those contents. */
+	CU_ASSERT_EQUAL(test_write_file(f, content), 0);
+	CU_ASSERT_EQUAL(nar_hash_path(f, &nar, &nar_size, &e), 0);
+	CU_ASSERT(hash_equal(&nar, &rep.path_info.info.nar_hash));
+	CU_ASSERT_EQUAL(nar_size, rep.path_info.info.nar_size);
+	CU_ASSERT(rep.path_info.info.ca != NULL &&
+		  strncmp(rep.path_info.info.ca, "fixed:sha256:", 13) == 0);
+	proto_reply_release(&rep);
+
+	/* A bad content-address method: an error, and the connection goes on. */
+	req.add_to_store.cam = S("fixed:md7");
+	CU_ASSERT_EQUAL(proto_write_request(c, &req, &e), 0);
+	CU_ASSERT_EQUAL(proto_framed_write(c, content, sizeof(content) - 1, &e), 0);
+	proto_framed_end(c);
+	CU_ASSERT_EQUAL(proto_client_finish(c, PROTO_OP_ADD_TO_STORE, NULL, &rep, &derr, &e), 1);
+	proto_error_free(derr);
+	derr = NULL;
+	{
+		struct proto_request q = { .op = PROTO_OP_IS_VALID_PATH };
+		q.path = want;
+		CU_ASSERT_EQUAL(proto_client_call(c, &q, NULL, &rep, &derr, &e), 0);
+		CU_ASSERT_EQUAL(rep.u64, 1);
+		proto_reply_release(&rep);
+	}
+	proto_conn_free(TAKE_PTR(c));
+	CU_ASSERT_EQUAL(server_join(&sv), 0);
+}
+
 static CU_TestInfo tests[] = {
+	{ "AddToStore flat and bad methods", test_add_fixed_flat },
 	{ "queries and adds through the remote store", test_queries_and_adds },
 	{ "AddToStoreNar needs trust", test_add_nar_trust },
 	{ "untrusted SetOptions, repair, unknown op", test_set_options_untrusted },
