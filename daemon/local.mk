@@ -11,4 +11,4 @@ systemdunit_DATA = %reldir%/nib-daemon.service %reldir%/nib-daemon.socket
 EXTRA_DIST += %reldir%/nib-daemon.service.in %reldir%/nib-daemon.socket %reldir%/README-daemon.md
 CLEANFILES += %reldir%/nib-daemon.service
 %reldir%/nib-daemon.service: %reldir%/nib-daemon.service.in
-	$(AM_V_GEN)$(MKDIR_P) %reldir% && sed 's|@bindir@|$(bindir)|g' $< >$@
+	$(AM_V_GEN)$(MKDIR_P) %reldir% && sed 's|NIB_BINDIR|$(bindir)|g' $< >$@
