@@ -26,7 +26,7 @@ as() {
 	setpriv --reuid="$u" --regid="$(id -g "$u")" --clear-groups "$@"
 }
 
-plan 35
+plan 38
 
 start_daemon && ok "daemon started" || not_ok "daemon started"
 is "socket is 0666" "$(stat -c %a "$NIB_DAEMON_SOCKET")" "666"
@@ -104,5 +104,22 @@ sleep 0.2
 run_ok "once the first is gone, a client gets in again" as "$U1" "$NIB" path-info "$PF"
 is "and gets an answer" "$OUT" "$PF"
 stop_daemon
+
+# Socket activation: the socket comes from systemd (LISTEN_FDS/LISTEN_PID).
+if command -v systemd-socket-activate >/dev/null; then
+	envs=()
+	for v in NIB_CONF_DIR NIB_STORE_DIR NIB_STATE_DIR NIB_LOG_DIR; do envs+=(-E "$v=${!v}"); done
+	systemd-socket-activate -l "$TEST_ROOT/act.sock" "${envs[@]}" "$NIB_DAEMON_BIN" \
+		2>>"$TEST_ROOT/daemon.log" &
+	ACT=$!
+	for i in $(seq 1 50); do [ -S "$TEST_ROOT/act.sock" ] && break; sleep 0.05; done
+	run_ok "socket activation: a query" env NIB_DAEMON_SOCKET="$TEST_ROOT/act.sock" \
+		"$NIB" --store daemon path-info "$PF"
+	is "socket activation: the answer" "$OUT" "$PF"
+	like "the daemon used the socket from systemd" "$(cat "$TEST_ROOT/daemon.log")" "socket \(from systemd\)"
+	kill $ACT 2>/dev/null; wait $ACT 2>/dev/null
+else
+	for i in 1 2 3; do ok "# SKIP needs systemd-socket-activate"; done
+fi
 
 done_testing
