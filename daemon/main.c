@@ -420,6 +420,8 @@ int main(int argc, char **argv)
 			log_error("%s", err->msg);
 			return 1;
 		}
+		/* Kept open (and validated) for the daemon's lifetime. */
+		log_debug("UID pool %s", pool != NULL ? "checked" : "not used (not root)");
 	}
 
 	if (stdio) {
@@ -586,8 +588,7 @@ int main(int argc, char **argv)
 			write_status(settings, sock_path != NULL ? sock_path : "(systemd)");
 		}
 	}
-	close(lfd);
-	lfd = -1;
+	close(TAKE_FD(lfd));
 	if (sock_path != NULL)
 		unlink(sock_path);
 	terminate_children();

@@ -565,8 +565,10 @@ int remote_store_open(const struct settings *settings, const char *socket_path, 
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	cleanup_close int fd = -1;
 
-	if (socket_path == NULL)
-		socket_path = def = settings_daemon_socket_path(settings);
+	if (socket_path == NULL) {
+		def = settings_daemon_socket_path(settings);
+		socket_path = def;
+	}
 	if (strlen(socket_path) >= sizeof(sa.sun_path))
 		return nib_error_set(err, NIB_E_INVALID, 0, "socket path '%s' is too long",
 				     socket_path);
