@@ -6,7 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/build-lib.sh"
 
-build_setup 21
+build_setup 30
 command -v sqlite3 >/dev/null || skip_all "needs sqlite3"
 command -v useradd >/dev/null && command -v setpriv >/dev/null ||
 	skip_all "needs useradd and setpriv"
