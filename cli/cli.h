@@ -101,6 +101,8 @@ int cmd_gc(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_store_verify(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_store_roots(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_store_delete(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_store_register(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_derivation_add(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_nar_dump(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_nar_restore(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_nar_hash(struct cli_ctx *ctx, int argc, char **argv);

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "hash.h"
+#include "hashset.h"
 #include "store.h"
 #include "util.h"
 #include "banned.h"
@@ -19,8 +20,12 @@ static const char options_help[] =
 	"  -r, --recursive       show the closure of the paths\n"
 	"  -s, --size            show the NAR size\n"
 	"  -S, --closure-size    show the total NAR size of the closure\n"
+	"      --references      print the references of the paths instead (sorted, unique)\n"
+	"      --referrers       print the valid paths that refer to them instead\n"
+	"      --deriver         print each path's deriver instead ('unknown-deriver' if none)\n"
 	"  PATH...               store paths (or symlinks into the store, or paths inside\n"
-	"                        store paths)\n";
+	"                        store paths)\n"
+	"With --json, --referrers adds a \"referrers\" list to each object.\n";
 
 /* An array of path infos, released at scope exit. */
 struct info_array {
@@ -93,6 +98,9 @@ int cmd_path_info(struct cli_ctx *ctx, int argc, char **argv)
 		{ "recursive", no_argument, NULL, 'r' },
 		{ "size", no_argument, NULL, 's' },
 		{ "closure-size", no_argument, NULL, 'S' },
+		{ "references", no_argument, NULL, 'F' },
+		{ "referrers", no_argument, NULL, 'R' },
+		{ "deriver", no_argument, NULL, 'D' },
 		{ NULL, 0, NULL, 0 },
 	};
 	cleanup_store struct store *store = NULL;
@@ -100,8 +108,9 @@ int cmd_path_info(struct cli_ctx *ctx, int argc, char **argv)
 	cleanup_strv char **paths = xcalloc(1, sizeof(char *));
 	cleanup_json cJSON *out = cJSON_CreateArray();
 	cleanup_info_array struct info_array infos = { NULL, 0 };
+	cleanup_strset struct strset *listed = strset_new();
 	bool recursive = false, size = false, csize = false, invalid = false;
-	int c, r;
+	int c, r, query = 0;
 
 	while ((c = getopt_long(argc, argv, "hrsS", longopts, NULL)) != -1) {
 		switch (c) {
@@ -120,6 +129,15 @@ int cmd_path_info(struct cli_ctx *ctx, int argc, char **argv)
 		case 'S':
 			csize = true;
 			break;
+		case 'F':
+		case 'R':
+		case 'D':
+			if (query != 0 && query != c)
+				return cli_usage_error("path-info",
+						       "choose one of '--references', "
+						       "'--referrers' and '--deriver'");
+			query = c;
+			break;
 		default:
 			return cli_usage_error("path-info", "invalid option");
 		}
@@ -127,7 +145,7 @@ int cmd_path_info(struct cli_ctx *ctx, int argc, char **argv)
 	if (optind >= argc)
 		return cli_usage_error("path-info", "no paths given");
 
-	r = cli_open_store(ctx, false, &store);
+	r = cli_open_store(ctx, true, &store);
 	if (r != EXIT_OK)
 		return r;
 	for (int i = optind; i < argc; i++) {
@@ -150,6 +168,7 @@ int cmd_path_info(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_report_error(ctx, err);
 	for (size_t i = 0; i < infos.n; i++) {
 		struct store_path_info *info = &infos.v[i];
+		cleanup_strv char **referrers = NULL;
 		uint64_t cs = 0;
 
 		if (info->path == NULL) {
@@ -168,11 +187,24 @@ int cmd_path_info(struct cli_ctx *ctx, int argc, char **argv)
 		}
 		if (csize && closure_size(store, info->path, &cs, &err) < 0)
 			return cli_report_error(ctx, err);
+		if (query == 'R' && store_query_referrers(store, info->path, &referrers, &err) < 0)
+			return cli_report_error(ctx, err);
 		if (ctx->json) {
 			cJSON *o = info_json(info);
 			if (csize)
 				cJSON_AddNumberToObject(o, "closureSize", (double)cs);
+			if (query == 'R') {
+				cJSON *a = cJSON_AddArrayToObject(o, "referrers");
+				for (char **q = referrers; *q; q++)
+					cJSON_AddItemToArray(a, cJSON_CreateString(*q));
+			}
 			cJSON_AddItemToArray(out, o);
+		} else if (query == 'F' || query == 'R') {
+			/* Like nix-store -q: the union over all paths, each once. */
+			for (char **q = query == 'F' ? info->references : referrers; q && *q; q++)
+				strset_add(listed, *q);
+		} else if (query == 'D') {
+			printf("%s\n", info->deriver ? info->deriver : "unknown-deriver");
 		} else {
 			printf("%s", info->path);
 			if (size)
@@ -182,8 +214,13 @@ int cmd_path_info(struct cli_ctx *ctx, int argc, char **argv)
 			putchar('\n');
 		}
 	}
-	if (ctx->json)
+	if (ctx->json) {
 		cli_print_json(out);
+	} else if (query == 'F' || query == 'R') {
+		cleanup_strv char **v = strset_to_sorted_strv(listed);
+		for (char **q = v; *q; q++)
+			printf("%s\n", *q);
+	}
 	if (invalid) {
 		fprintf(stderr, "nib: error: some paths are not valid\n");
 		return EXIT_FAILURE_NIB;

@@ -1,11 +1,16 @@
-/* nib store verify | roots | delete: store maintenance. */
+/* nib store verify | roots | delete | register: store maintenance. */
 #include "config.h"
 
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "hash.h"
+#include "local-store.h"
+#include "nar.h"
 #include "store.h"
 #include "util.h"
 #include "banned.h"
@@ -217,5 +222,152 @@ int cmd_store_delete(struct cli_ctx *ctx, int argc, char **argv)
 		cJSON_AddNumberToObject(o, "bytesFreed", (double)res.bytes);
 		cli_print_json(o);
 	}
+	return EXIT_OK;
+}
+
+static const char register_help[] =
+	"  -h, --help         show this help\n"
+	"      --hash-given   each entry carries its NAR hash and size\n"
+	"Reads 'nix-store --register-validity' input from standard input: for each path,\n"
+	"a line with the path, (with --hash-given: a line with the SHA-256 NAR hash and one\n"
+	"with the NAR size,) a line with the deriver or an empty line, a line with the\n"
+	"number of references, and one line per reference; an empty line ends the input.\n"
+	"The contents must already be in the store directory.  They are made canonical and\n"
+	"all paths are registered in one transaction.\n";
+
+#define MAX_REGISTER_INPUT (256u << 20)
+
+/* The next line of buf (NUL-terminated in place), or NULL at the end. */
+static char *next_line(char **cursor)
+{
+	char *s = *cursor, *nl;
+
+	if (s == NULL || *s == '\0')
+		return NULL;
+	nl = strchr(s, '\n');
+	if (nl != NULL) {
+		*nl = '\0';
+		*cursor = nl + 1;
+	} else {
+		*cursor = s + strlen(s);
+	}
+	return s;
+}
+
+struct info_list {
+	struct store_path_info *v;
+	size_t n, alloc;
+};
+
+static void info_list_releasep(struct info_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		store_path_info_release(&l->v[i]);
+	free(l->v);
+}
+
+static int parse_register_input(struct store *store, char *buf, bool hash_given,
+				struct info_list *out, struct nib_error **err)
+{
+	char *cursor = buf, *line;
+
+	while ((line = next_line(&cursor)) != NULL && *line != '\0') {
+		struct store_path_info *info;
+		uint64_t nrefs;
+		char *deriver;
+
+		ALLOC_GROW(out->v, out->n + 1, out->alloc);
+		info = &out->v[out->n++];
+		memset(info, 0, sizeof(*info));
+		if (store_parse_path(store, line, false, &info->path, err) < 0)
+			return -1;
+		if (hash_given) {
+			char *h = next_line(&cursor), *sz = h ? next_line(&cursor) : NULL;
+			if (sz == NULL)
+				return nib_error_set(err, NIB_E_INVALID, 0,
+						     "input ends inside the entry of '%s'",
+						     info->path);
+			if (hash_parse(h, HASH_SHA256, &info->nar_hash, err) < 0 ||
+			    (parse_u64(sz, &info->nar_size) < 0 &&
+			     nib_error_set(err, NIB_E_INVALID, 0, "invalid NAR size '%s'", sz)))
+				return nib_error_prefix(err, "entry of '%s'", info->path);
+		}
+		deriver = next_line(&cursor);
+		line = deriver ? next_line(&cursor) : NULL;
+		if (line == NULL)
+			return nib_error_set(err, NIB_E_INVALID, 0,
+					     "input ends inside the entry of '%s'", info->path);
+		if (*deriver != '\0' &&
+		    store_parse_path(store, deriver, false, &info->deriver, err) < 0)
+			return nib_error_prefix(err, "deriver of '%s'", info->path);
+		if (parse_u64(line, &nrefs) < 0 || nrefs > 1000000)
+			return nib_error_set(err, NIB_E_INVALID, 0,
+					     "invalid reference count '%s' for '%s'", line,
+					     info->path);
+		info->references = xcalloc(nrefs + 1, sizeof(char *));
+		for (uint64_t i = 0; i < nrefs; i++) {
+			line = next_line(&cursor);
+			if (line == NULL)
+				return nib_error_set(err, NIB_E_INVALID, 0,
+						     "input ends inside the references of '%s'",
+						     info->path);
+			if (store_parse_path(store, line, false, &info->references[i], err) < 0)
+				return nib_error_prefix(err, "references of '%s'", info->path);
+		}
+	}
+	return 0;
+}
+
+int cmd_store_register(struct cli_ctx *ctx, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		CLI_COMMON_LONGOPTS,
+		{ "hash-given", no_argument, NULL, 'g' },
+		{ NULL, 0, NULL, 0 },
+	};
+	cleanup_store struct store *store = NULL;
+	cleanup_error struct nib_error *err = NULL;
+	cleanup_free char *buf = NULL;
+	struct info_list list __attribute__((cleanup(info_list_releasep))) = { 0 };
+	bool hash_given = false;
+	size_t len;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			cli_command_help(stdout, "store register", register_help);
+			return EXIT_OK;
+		case 'g':
+			hash_given = true;
+			break;
+		default:
+			return cli_usage_error("store register", "invalid option");
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error("store register", "unexpected argument '%s'", argv[optind]);
+	r = cli_open_store(ctx, false, &store);
+	if (r != EXIT_OK)
+		return r;
+	if (!store_is_local(store)) {
+		nib_error_set(&err, NIB_E_UNSUPPORTED, 0, "only a local store can register paths");
+		return cli_report_error(ctx, err);
+	}
+	if (read_fd_all(STDIN_FILENO, MAX_REGISTER_INPUT, &buf, &len, &err) < 0 ||
+	    parse_register_input(store, buf, hash_given, &list, &err) < 0)
+		return cli_report_error(ctx, err);
+	for (size_t i = 0; i < list.n; i++) {
+		struct store_path_info *info = &list.v[i];
+		cleanup_free char *real = local_store_real_path(store, info->path);
+
+		if (store_add_temp_root(store, info->path, &err) < 0 ||
+		    local_store_canonicalise(store, real, &err) < 0 ||
+		    (!hash_given &&
+		     nar_hash_path(real, &info->nar_hash, &info->nar_size, &err) < 0))
+			return cli_report_error(ctx, err);
+	}
+	if (local_store_register_valid_paths(store, list.v, list.n, &err) < 0)
+		return cli_report_error(ctx, err);
 	return EXIT_OK;
 }

@@ -6,6 +6,7 @@ nib_SOURCES = \
 	%reldir%/output.c \
 	%reldir%/cmd-show-config.c \
 	%reldir%/cmd-derivation.c \
+	%reldir%/cmd-derivation-add.c \
 	%reldir%/store.c \
 	%reldir%/cmd-add.c \
 	%reldir%/cmd-path-info.c \

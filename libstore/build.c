@@ -141,6 +141,7 @@ static size_t str_hash(const char *s)
 struct build_ctx {
 	struct store *store;
 	const struct settings *s;
+	struct drv_hasher *hasher; /* hash modulo of the derivations checked, memoised */
 	const struct build_options *opts;
 	const struct build_callbacks *cb;
 	struct goal *goals;
@@ -300,19 +301,19 @@ static int goal_load(struct build_ctx *c, const char *drv_path, size_t *ret_idx,
 		*ret_idx = (size_t)(found - c->goals);
 		return 0;
 	}
-	if (store_read_derivation(c->store, drv_path, &d, err) < 0)
+	d = store_read_derivation(c->store, drv_path, err);
+	if (d == NULL)
 		return -1;
 	idx = goal_add(c, drv_path);
 	c->goals[idx].drv = d;
 	slash = strrchr(drv_path, '/');
-	if (d->name != NULL) {
-		c->goals[idx].name = xstrdup(d->name);
-	} else {
-		/* "<hash>-<name>.drv" without hash and ".drv" */
+	if (d->name == NULL) {
+		/* No env "name": the .drv path's "<hash>-<name>.drv" has it (as Nix reads it). */
 		const char *base = slash ? slash + 1 : drv_path;
 		size_t len = strlen(base);
-		c->goals[idx].name = len > 37 ? xstrndup(base + 33, len - 37) : xstrdup(base);
+		d->name = len > 37 ? xstrndup(base + 33, len - 37) : xstrdup(base);
 	}
+	c->goals[idx].name = xstrdup(d->name);
 	c->goals[idx].state = GOAL_DONE;
 	c->goals[idx].status = BUILD_VALID;
 	*ret_idx = idx;
@@ -387,6 +388,17 @@ static int check_buildable(struct build_ctx *c, size_t idx, struct nib_error **e
 		return 1;
 	}
 	g->fixed = type == DRV_TYPE_FIXED;
+	/*
+	 * A .drv written by someone else could claim the output path of
+	 * another derivation; its outputs must be the ones its contents give.
+	 */
+	if (c->hasher == NULL)
+		c->hasher =
+			drv_hasher_new(store_dir(c->store), store_derivation_resolver, c->store);
+	if (derivation_check_outputs(c->hasher, g->drv, &e) < 0) {
+		g->error = xasprintf("cannot build '%s': %s", g->drv_path, e->msg);
+		return 1;
+	}
 	if (derivation_required_features(g->drv, &features, err) < 0)
 		return nib_error_prefix(err, "'%s'", g->drv_path);
 	g->uid_range = has_feature(features, "uid-range");
@@ -561,6 +573,7 @@ struct job {
 	bool have_stats;
 	enum build_status status;
 	char *error;
+	char *setup_error; /* the sandbox could not be set up (after the spawn started) */
 };
 
 static size_t job_goal(const struct job *j)
@@ -595,6 +608,7 @@ static void job_free(struct job *j)
 	build_record_release(&j->rec);
 	free(j->kill_reason);
 	free(j->error);
+	free(j->setup_error);
 	free(j);
 }
 
@@ -881,7 +895,11 @@ static int job_get_slot(struct job *j, struct nib_error **err)
 			return 1;
 		if (e->code == NIB_E_BUSY && o.no_wait) {
 			if (!c->said_waiting)
-				on_slot_wait(c, uid_pool_size(c->pool), uid_pool_size(c->pool), 0);
+				say(c, NULL,
+				    "waiting for a free build slot (all %u are busy or held; "
+				    "%zu of ours are running)",
+				    uid_pool_size(c->pool), c->running);
+			c->said_waiting = true;
 			return 0;
 		}
 		if (e->code != NIB_E_TIMEOUT)
@@ -1122,7 +1140,8 @@ static int job_start(struct build_ctx *c, size_t idx, struct job **ret_job, stru
 	spec.seccomp = s->filter_syscalls ? process_bpf : NULL;
 	spec.stdout_fd = fds[1];
 	spec.stderr_fd = fds[1];
-	r = sandbox_spawn(&spec, &j->sb, err);
+	/* The child sets its sandbox up while we go on; see job_spawned(). */
+	r = sandbox_spawn_start(&spec, &j->sb, err);
 	close(fds[1]);
 	if (r < 0) {
 		nib_error_prefix(err, "cannot start the builder of '%s'", g->drv_path);
@@ -1457,6 +1476,17 @@ out:
 
 /* ---- finishing a build ---- */
 
+/* Read the sandbox's setup report if that has not happened yet (blocks until it is there). */
+static void job_spawned(struct job *j)
+{
+	cleanup_error struct nib_error *e = NULL;
+
+	if (sandbox_report_fd(j->sb) < 0)
+		return;
+	if (sandbox_spawn_finish(j->sb, &e) < 0)
+		j->setup_error = xstrdup(e->msg);
+}
+
 static void drain_log(struct job *j)
 {
 	uint64_t deadline = now_monotonic_usec() + 5 * 1000 * 1000;
@@ -1562,7 +1592,9 @@ static void job_finish(struct build_ctx *c, struct job *j)
 	cleanup_error struct nib_error *cleanup_err = NULL;
 	size_t idx = j->goal;
 
-	if (!j->exited && sandbox_wait(j->sb, true, &j->wait_status, &j->ru, &e) > 0)
+	job_spawned(j);
+	if (j->setup_error == NULL && !j->exited &&
+	    sandbox_wait(j->sb, true, &j->wait_status, &j->ru, &e) > 0)
 		j->exited = true;
 	nib_error_clear(&e);
 	j->stop_real = (int64_t)now_realtime_usec();
@@ -1588,7 +1620,11 @@ static void job_finish(struct build_ctx *c, struct job *j)
 				     ? (int64_t)j->stats.memory_peak
 				     : (int64_t)j->ru.ru_maxrss * 1024;
 
-	if (j->kill_reason != NULL) {
+	if (j->setup_error != NULL) {
+		j->status = BUILD_FAILED;
+		j->error = xasprintf("cannot start the builder of '%s': %s", g->drv_path,
+				     j->setup_error);
+	} else if (j->kill_reason != NULL) {
 		j->status = j->kill_status;
 		j->error = xasprintf("building '%s' %s", g->drv_path, j->kill_reason);
 	} else if (!j->exited) {
@@ -1784,8 +1820,8 @@ static void finish_job_at(struct build_ctx *c, size_t i)
 /* One round of waiting: logs, exits, deadlines, cancellation. */
 static void wait_events(struct build_ctx *c)
 {
-	cleanup_free struct pollfd *pfds = xcalloc(2 * c->n_jobs + 1, sizeof(*pfds));
-	cleanup_free int *owner = xcalloc(2 * c->n_jobs + 1, sizeof(int));
+	cleanup_free struct pollfd *pfds = xcalloc(3 * c->n_jobs + 1, sizeof(*pfds));
+	cleanup_free int *owner = xcalloc(3 * c->n_jobs + 1, sizeof(int));
 	uint64_t now = now_monotonic_usec(), next = check_deadlines(c, now);
 	int timeout = -1, n = 0;
 	bool polling_exit = false;
@@ -1799,6 +1835,11 @@ static void wait_events(struct build_ctx *c)
 		struct job *j = c->jobs[i];
 		int pidfd = sandbox_pidfd(j->sb);
 
+		if (sandbox_report_fd(j->sb) >= 0) {
+			pfds[n].fd = sandbox_report_fd(j->sb);
+			pfds[n].events = POLLIN;
+			owner[n++] = (int)i;
+		}
 		if (j->log_fd >= 0) {
 			pfds[n].fd = j->log_fd;
 			pfds[n].events = POLLIN;
@@ -1830,13 +1871,21 @@ static void wait_events(struct build_ctx *c)
 		}
 		if (pfds[k].fd == c->jobs[owner[k]]->log_fd)
 			job_read_log(c->jobs[owner[k]]);
+		else if (pfds[k].fd == sandbox_report_fd(c->jobs[owner[k]]->sb))
+			job_spawned(c->jobs[owner[k]]);
 	}
 	/* Exits, newest last: removing an entry shifts the ones after it. */
 	for (size_t i = c->n_jobs; i-- > 0;) {
 		struct job *j = c->jobs[i];
 		cleanup_error struct nib_error *e = NULL;
 
-		if (sandbox_wait(j->sb, false, &j->wait_status, &j->ru, &e) == 0)
+		if (j->setup_error != NULL) {
+			finish_job_at(c, i);
+			continue;
+		}
+		/* Not before its setup report: a child that failed setup is reaped by that. */
+		if (sandbox_report_fd(j->sb) >= 0 ||
+		    sandbox_wait(j->sb, false, &j->wait_status, &j->ru, &e) == 0)
 			continue;
 		j->exited = e == NULL;
 		finish_job_at(c, i);
@@ -1851,7 +1900,9 @@ static void cancel_all(struct build_ctx *c)
 	while (c->n_jobs > 0) {
 		struct job *j = c->jobs[c->n_jobs - 1];
 		cleanup_error struct nib_error *e = NULL;
-		if (sandbox_wait(j->sb, true, &j->wait_status, &j->ru, &e) > 0)
+		job_spawned(j);
+		if (j->setup_error == NULL &&
+		    sandbox_wait(j->sb, true, &j->wait_status, &j->ru, &e) > 0)
 			j->exited = true;
 		finish_job_at(c, c->n_jobs - 1);
 	}
@@ -2036,6 +2087,7 @@ static void ctx_release(struct build_ctx *c)
 	}
 	free(c->goals);
 	free(c->map.slots);
+	drv_hasher_free(c->hasher);
 	free(c->jobs);
 	uid_pool_close(c->pool);
 	free(c->build_dir);

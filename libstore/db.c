@@ -413,6 +413,15 @@ int db_open(const char *path, unsigned flags, struct db **ret, struct nib_error 
 			goto fail;
 		}
 		sqlite3_finalize(s);
+		{
+			/*
+			 * Keep the -wal and -shm files when the last writer closes:
+			 * without them, a user who may not write the directory cannot
+			 * open the database even read-only.
+			 */
+			int one = 1;
+			sqlite3_file_control(db->conn, "main", SQLITE_FCNTL_PERSIST_WAL, &one);
+		}
 	}
 	/*
 	 * In WAL mode NORMAL only loses the last transactions on power loss,

@@ -17,55 +17,55 @@
 
 int derivation_type(const struct derivation *d, enum drv_type *ret, struct nib_error **err)
 {
-	size_t count[_DRV_OUT_KIND_MAX] = { 0 };
 	const char *name = d->name ? d->name : "?";
+	enum drv_output_kind kind;
 
 	if (d->n_outputs == 0)
 		return nib_error_set(err, NIB_E_INVALID, 0, "derivation '%s' has no outputs", name);
-	for (size_t i = 0; i < d->n_outputs; i++)
-		count[d->outputs[i].kind]++;
-	for (int k = 0; k < _DRV_OUT_KIND_MAX; k++) {
-		if (count[k] == 0)
-			continue;
-		if (count[k] != d->n_outputs)
+	kind = d->outputs[0].kind;
+	for (size_t i = 0; i < d->n_outputs; i++) {
+		if ((unsigned)d->outputs[i].kind >= _DRV_OUT_KIND_MAX)
+			return nib_error_set(err, NIB_E_INVALID, 0,
+					     "output '%s' of derivation '%s' has an invalid kind",
+					     d->outputs[i].name, name);
+		if (d->outputs[i].kind != kind)
 			return nib_error_set(err, NIB_E_INVALID, 0,
 					     "derivation '%s' mixes output types", name);
-		switch (k) {
-		case DRV_OUT_INPUT_ADDRESSED:
-			*ret = DRV_TYPE_INPUT_ADDRESSED;
-			return 0;
-		case DRV_OUT_DEFERRED:
-			*ret = DRV_TYPE_DEFERRED;
-			return 0;
-		case DRV_OUT_CA_FIXED:
-			if (d->n_outputs != 1)
-				return nib_error_set(
-					err, NIB_E_INVALID, 0,
-					"fixed-output derivation '%s' has %zu outputs; "
-					"only one is allowed",
-					name, d->n_outputs);
-			if (!STREQ(d->outputs[0].name, "out"))
-				return nib_error_set(err, NIB_E_INVALID, 0,
-						     "the output of fixed-output derivation '%s' "
-						     "must be called 'out', not '%s'",
-						     name, d->outputs[0].name);
-			*ret = DRV_TYPE_FIXED;
-			return 0;
-		case DRV_OUT_CA_FLOATING:
-			for (size_t i = 1; i < d->n_outputs; i++)
-				if (d->outputs[i].hash.algo != d->outputs[0].hash.algo)
-					return nib_error_set(err, NIB_E_INVALID, 0,
-							     "floating outputs of derivation '%s' "
-							     "use different hash algorithms",
-							     name);
-			*ret = DRV_TYPE_FLOATING;
-			return 0;
-		default:
-			*ret = DRV_TYPE_IMPURE;
-			return 0;
-		}
 	}
-	abort(); /* unreachable: n_outputs > 0 */
+	switch (kind) {
+	case DRV_OUT_INPUT_ADDRESSED:
+		*ret = DRV_TYPE_INPUT_ADDRESSED;
+		return 0;
+	case DRV_OUT_DEFERRED:
+		*ret = DRV_TYPE_DEFERRED;
+		return 0;
+	case DRV_OUT_CA_FIXED:
+		if (d->n_outputs != 1)
+			return nib_error_set(
+				err, NIB_E_INVALID, 0,
+				"fixed-output derivation '%s' has %zu outputs; only one "
+				"is allowed",
+				name, d->n_outputs);
+		if (!STREQ(d->outputs[0].name, "out"))
+			return nib_error_set(err, NIB_E_INVALID, 0,
+					     "the output of fixed-output derivation '%s' must be "
+					     "called 'out', not '%s'",
+					     name, d->outputs[0].name);
+		*ret = DRV_TYPE_FIXED;
+		return 0;
+	case DRV_OUT_CA_FLOATING:
+		for (size_t i = 1; i < d->n_outputs; i++)
+			if (d->outputs[i].hash.algo != d->outputs[0].hash.algo)
+				return nib_error_set(err, NIB_E_INVALID, 0,
+						     "floating outputs of derivation '%s' use "
+						     "different hash algorithms",
+						     name);
+		*ret = DRV_TYPE_FLOATING;
+		return 0;
+	default:
+		*ret = DRV_TYPE_IMPURE;
+		return 0;
+	}
 }
 
 static int need_name(const struct derivation *d, struct nib_error **err)
@@ -556,6 +556,19 @@ int derivation_fill_outputs(struct drv_hasher *h, struct derivation *d, struct n
 }
 
 /* ---- the .drv path ---- */
+
+char **derivation_references(const struct derivation *d)
+{
+	char **refs = xcalloc(d->n_srcs + d->n_inputs + 1, sizeof(char *));
+	size_t n = 0;
+
+	for (size_t i = 0; i < d->n_srcs; i++)
+		refs[n++] = xstrdup(d->srcs[i]);
+	for (size_t i = 0; i < d->n_inputs; i++)
+		refs[n++] = xstrdup(d->inputs[i].path);
+	drv_strv_sort_unique(refs, &n);
+	return refs;
+}
 
 int derivation_store_path(const char *store_dir, const struct derivation *d, struct store_path *ret,
 			  char **ret_aterm, size_t *ret_len, struct nib_error **err)

@@ -421,7 +421,7 @@ static int prescan(const char *s, size_t len, struct nib_error **err)
 		case '{':
 			if (++depth > DRV_MAX_JSON_DEPTH)
 				return syntax_error(s, len, i, "nested too deeply", err);
-			/* fall through */
+			__attribute__((fallthrough));
 		case ',':
 			if (++items > DRV_MAX_ITEMS)
 				return syntax_error(s, len, i, "too many values", err);

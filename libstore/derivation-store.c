@@ -20,67 +20,10 @@
 DEFINE_CLEANUP_FUNC(cJSON, cJSON_Delete)
 #define cleanup_cjson __attribute__((cleanup(cJSON_Deletep)))
 
-int store_read_derivation(struct store *store, const char *drv_path, struct derivation **ret,
-			  struct nib_error **err)
-{
-	cleanup_free char *real = NULL, *text = NULL;
-	size_t len = 0;
-	struct store_path sp;
-
-	if (!store_is_local(store))
-		return nib_error_set(err, NIB_E_UNSUPPORTED, 0,
-				     "cannot read '%s': only the local store can be read",
-				     drv_path);
-	if (store_path_parse(store_dir(store), drv_path, false, &sp, err) < 0)
-		return -1;
-	if (!store_path_is_drv(&sp))
-		return nib_error_set(err, NIB_E_INVALID, 0, "'%s' is not a derivation", drv_path);
-	real = local_store_real_path(store, drv_path);
-	if (read_file_at(AT_FDCWD, real, DRV_MAX_TEXT, &text, &len, err) < 0)
-		return nib_error_prefix(err, "reading derivation '%s'", drv_path);
-	if (derivation_parse_aterm(text, len, store_dir(store), ret, err) < 0)
-		return nib_error_prefix(err, "'%s'", drv_path);
-	return 0;
-}
-
 struct derivation *store_derivation_resolver(void *userdata, const char *drv_path,
 					     struct nib_error **err)
 {
-	struct derivation *d = NULL;
-
-	if (store_read_derivation(userdata, drv_path, &d, err) < 0)
-		return NULL;
-	return d;
-}
-
-int store_add_derivation(struct store *store, struct derivation *d, char **ret_drv_path,
-			 struct nib_error **err)
-{
-	cleanup_drv_hasher struct drv_hasher *h =
-		drv_hasher_new(store_dir(store), store_derivation_resolver, store);
-	cleanup_free char *aterm = NULL, *name = NULL, *want = NULL, *path = NULL;
-	cleanup_strv char **refs = xcalloc(1, sizeof(char *));
-	struct store_path sp;
-	size_t len = 0;
-
-	if (derivation_fill_outputs(h, d, err) < 0)
-		return -1;
-	if (derivation_store_path(store_dir(store), d, &sp, &aterm, &len, err) < 0)
-		return -1;
-	for (size_t i = 0; i < d->n_srcs; i++)
-		strv_push(&refs, d->srcs[i]);
-	for (size_t i = 0; i < d->n_inputs; i++)
-		strv_push(&refs, d->inputs[i].path);
-	name = xasprintf("%s.drv", d->name);
-	if (store_add_text(store, name, aterm, len, refs, &path, err) < 0)
-		return -1;
-	want = store_path_to_string(store_dir(store), &sp);
-	if (!STREQ(want, path))
-		return nib_error_set(err, NIB_E_INVALID, 0,
-				     "derivation '%s' was stored as '%s', expected '%s'", d->name,
-				     path, want);
-	*ret_drv_path = TAKE_PTR(path);
-	return 0;
+	return store_read_derivation(userdata, drv_path, err);
 }
 
 /* ---- derivation files with relative references ---- */

@@ -1,7 +1,6 @@
 /*
- * derivation-store.h - derivations and the store: read a .drv from the
- * store, add a derivation (computing missing output paths), and add a
- * derivation file given on the command line.
+ * derivation-store.h - derivation files given on the command line, added to
+ * the store (store-derivation.h reads and adds derivations themselves).
  *
  * Relative references (a nib extension for JSON derivation files, so that
  * files can refer to each other without knowing the store directory):
@@ -29,14 +28,11 @@
 
 #include "derivation.h"
 #include "error.h"
+#include "store-derivation.h"
 
 struct store;
 
 #define DRV_FILE_MAX_DEPTH 256
-
-/* Read and parse the valid .drv drv_path from the store.  *ret is new. */
-int store_read_derivation(struct store *store, const char *drv_path, struct derivation **ret,
-			  struct nib_error **err);
 
 /*
  * A resolver for drv_hasher_new() that reads input derivations from the
@@ -44,16 +40,6 @@ int store_read_derivation(struct store *store, const char *drv_path, struct deri
  */
 struct derivation *store_derivation_resolver(void *userdata, const char *drv_path,
 					     struct nib_error **err);
-
-/*
- * Complete d (derivation_fill_outputs: computes missing output paths and
- * checks given ones, input derivations read from the store), write its .drv
- * into the store with its input sources and input derivations as
- * references (which must be valid), and return the .drv path.  d is
- * completed in place.
- */
-int store_add_derivation(struct store *store, struct derivation *d, char **ret_drv_path,
-			 struct nib_error **err);
 
 /*
  * Add the derivation in the file at `file` (ATerm, or JSON with relative

@@ -262,10 +262,23 @@ int derivation_check_outputs(struct drv_hasher *h, const struct derivation *d,
  * add` takes): fixed outputs get their path; an all-deferred derivation
  * whose inputs are not deferred becomes input-addressed, with paths from the
  * masked hash modulo.  Env vars named after such outputs are set when
- * absent or empty (a different value is an error).  Then checks as
- * derivation_check_outputs.
+ * absent or empty (a different value is an error).  An absent env var is
+ * hashed as present and empty, as Nix's derivation primop produces it; Nix
+ * 2.33+ hashes it absent, which yields a derivation its own check rejects.
+ * Then checks as derivation_check_outputs.
+ *
+ * For `nib derivation add`: derivation_parse_any, derivation_fill_outputs,
+ * derivation_store_path (which also returns the ATerm to store) and
+ * derivation_references.
  */
 int derivation_fill_outputs(struct drv_hasher *h, struct derivation *d, struct nib_error **err);
+
+/*
+ * The references of the .drv itself: input sources and input derivations,
+ * sorted, distinct, as a new NULL-terminated vector of full paths (caller
+ * frees with strv_free).
+ */
+char **derivation_references(const struct derivation *d);
 
 /*
  * The .drv store path: a text path named "<name>.drv" over the ATerm, with

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include "db.h"
+#include "derivation.h"
 #include "hashset.h"
 #include "local-store.h"
 #include "store-internal.h"
@@ -28,9 +29,11 @@ struct local_store {
 	int temproots_fd; /* -1 until the first temporary root */
 	char *temproots_path;
 	struct strset *temproots_seen; /* roots already written by this process */
+	struct drv_hasher *hasher;     /* memo of derivation hashes (immutable per path) */
 	unsigned long tmp_counter;
-	uid_t uid; /* the store's owner: the user that opened it */
+	uid_t uid; /* the user that opened the store: new files get its uid and gid */
 	gid_t gid;
+	uid_t owner_uid; /* owner of the store directory: registered files must be its */
 	pid_t pid;
 };
 

@@ -21,6 +21,7 @@
 #include "nar.h"
 #include "path.h"
 #include "settings.h"
+#include "store-derivation.h"
 #include "strbuf.h"
 #include "util.h"
 #include "banned.h"
@@ -172,6 +173,7 @@ static void local_close(struct store *s)
 	struct local_store *ls = LOCAL(s);
 
 	local_temproots_close(ls);
+	drv_hasher_free(ls->hasher);
 	db_close(ls->db);
 	if (ls->big_lock_fd >= 0)
 		close(ls->big_lock_fd);
@@ -212,6 +214,11 @@ int local_store_open(const struct settings *settings, unsigned flags, struct sto
 	if (!ls->readonly && create_layout(ls, err) < 0)
 		return nib_error_prefix(err, "opening the store");
 
+	{
+		/* Whoever owns the store directory owns what is in it. */
+		struct stat st;
+		ls->owner_uid = stat(ls->real_dir, &st) == 0 ? st.st_uid : ls->uid;
+	}
 	big_lock = path_join(ls->db_dir, "big-lock");
 	if (ls->readonly) {
 		/* Without write access there may be no lock file to open: go without. */
@@ -223,6 +230,9 @@ int local_store_open(const struct settings *settings, unsigned flags, struct sto
 		ls->big_lock_fd = fd;
 	} else if (lock_file_open(big_lock, LOCK_SHARED, true, &ls->big_lock_fd, err) < 0) {
 		return nib_error_prefix(err, "opening the store");
+	} else {
+		/* Readers who may not write the store share the lock too. */
+		(void)fchmod(ls->big_lock_fd, 0644);
 	}
 
 	if (read_schema_version(ls, &version, err) < 0)
@@ -396,9 +406,9 @@ static int check_canon_at(struct local_store *ls, int pfd, const char *name, str
 		return nib_error_set(err, NIB_E_INVALID, 0, "'%s' is nested too deeply", what->buf);
 	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return nib_error_errno(err, "cannot stat '%s'", what->buf);
-	if (st.st_uid != ls->uid || st.st_gid != ls->gid) {
-		*ret = xasprintf("'%s' is owned by %u:%u", what->buf, (unsigned)st.st_uid,
-				 (unsigned)st.st_gid);
+	if (st.st_uid != ls->owner_uid) {
+		*ret = xasprintf("'%s' is owned by user %u, not by the store's owner %u", what->buf,
+				 (unsigned)st.st_uid, (unsigned)ls->owner_uid);
 		return 1;
 	}
 	if (S_ISLNK(st.st_mode))
@@ -633,22 +643,34 @@ static char *join_sigs(char *const *sigs)
  * Record the outputs of a .drv being registered, so that queries for
  * derivation outputs and the collector's keep-outputs work.
  */
+static struct derivation *resolve_input(void *userdata, const char *drv_path,
+					struct nib_error **err)
+{
+	return store_read_derivation(userdata, drv_path, err);
+}
+
 static int register_drv_outputs(struct local_store *ls, int64_t id, const char *path,
 				struct nib_error **err)
 {
-	cleanup_free char *real = local_store_real_path(&ls->base, path);
-	cleanup_free char *text = NULL;
 	cleanup_derivation struct derivation *d = NULL;
-	cleanup_error struct nib_error *e = NULL;
+	cleanup_free char *real = local_store_real_path(&ls->base, path), *text = NULL;
 	size_t len = 0;
 
-	if (read_file_at(AT_FDCWD, real, DRV_MAX_TEXT, &text, &len, err) < 0)
+	if (read_file_at(AT_FDCWD, real, DRV_MAX_TEXT, &text, &len, err) < 0 ||
+	    derivation_parse_aterm(text, len, ls->base.store_dir, &d, err) < 0)
 		return -1;
-	/* A file that merely has a .drv name (nib add x.drv) has no outputs to record. */
-	if (derivation_parse_aterm(text, len, ls->base.store_dir, &d, &e) < 0) {
-		log_debug("'%s' is not a derivation (%s); no outputs recorded", path, e->msg);
-		return 0;
+	if (d->name == NULL) {
+		/* No env "name" (a JSON derivation without one): named after its path. */
+		struct store_path sp;
+		if (store_path_parse(ls->base.store_dir, path, false, &sp, err) < 0)
+			return -1;
+		d->name = xstrndup(sp.name, strlen(sp.name) - 4);
 	}
+	/* As Nix does: a .drv whose output paths are wrong is not registered. */
+	if (ls->hasher == NULL)
+		ls->hasher = drv_hasher_new(ls->base.store_dir, resolve_input, &ls->base);
+	if (derivation_check_outputs(ls->hasher, d, err) < 0)
+		return -1;
 	for (size_t i = 0; i < d->n_outputs; i++)
 		if (d->outputs[i].path != NULL &&
 		    db_drv_output_insert(ls->db, id, d->outputs[i].name, d->outputs[i].path, err) <
@@ -978,24 +1000,20 @@ static int local_add_text(struct store *s, const char *name, const void *data, s
 	return 0;
 }
 
-/* A NAR source that hashes and counts what passes through it. */
-struct hashing_source {
-	nar_source_fn src;
-	void *userdata;
+/* Hash and count the NAR bytes as nar_restore_at reads them. */
+struct nar_tally {
 	struct hash_ctx *ctx;
 	uint64_t size;
 };
 
-static ssize_t hashing_read(void *userdata, void *buf, size_t len, struct nib_error **err)
+static int tally_sink(void *userdata, const void *data, size_t len, struct nib_error **err)
 {
-	struct hashing_source *hs = userdata;
-	ssize_t n = hs->src(hs->userdata, buf, len, err);
+	struct nar_tally *t = userdata;
 
-	if (n > 0) {
-		hash_ctx_update(hs->ctx, buf, (size_t)n);
-		hs->size += (uint64_t)n;
-	}
-	return n;
+	(void)err;
+	hash_ctx_update(t->ctx, data, len);
+	t->size += len;
+	return 0;
 }
 
 static int local_add_nar(struct store *s, const struct store_path_info *info, nar_source_fn src,
@@ -1004,8 +1022,9 @@ static int local_add_nar(struct store *s, const struct store_path_info *info, na
 	struct local_store *ls = LOCAL(s);
 	cleanup_hash_ctx struct hash_ctx *ctx = hash_ctx_new(HASH_SHA256);
 	cleanup_free char *tmp = NULL, *tmp_real = NULL;
-	struct hashing_source hs = { .src = src, .userdata = userdata, .ctx = ctx };
-	struct nar_restore_limits limits = { 0 };
+	cleanup_close int dirfd = -1;
+	struct nar_tally hs = { .ctx = ctx };
+	struct nar_restore_opts opts = { .exact = true, .tee = tally_sink, .tee_data = &hs };
 	struct hash got;
 
 	if (local_check_writable(ls, "add paths", err) < 0)
@@ -1013,13 +1032,21 @@ static int local_add_nar(struct store *s, const struct store_path_info *info, na
 	if (info->nar_hash.algo != HASH_SHA256)
 		return nib_error_set(err, NIB_E_INVALID, 0,
 				     "cannot add '%s': NAR hash is not SHA-256", info->path);
+	dirfd = open(ls->real_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		return nib_error_errno(err, "cannot open store directory '%s'", ls->real_dir);
 	/* Root first: from here on the collector leaves the path alone. */
 	if (local_add_temp_root(s, info->path, err) < 0 || temp_name(ls, &tmp, err) < 0)
 		return -1;
 	tmp_real = path_join(ls->real_dir, tmp);
-	/* A sender cannot make us write more than it declared. */
-	limits.max_bytes = info->nar_size;
-	if (nar_restore(tmp_real, hashing_read, &hs, &limits, err) < 0) {
+	/*
+	 * Read exactly the archive (it may be embedded in a longer stream) and
+	 * never more than the sender declared.  The contents are restored even
+	 * when the path is valid already: the stream has to be consumed anyway,
+	 * and that is also when a damaged copy gets repaired.
+	 */
+	opts.limits.max_bytes = info->nar_size;
+	if (nar_restore_at(dirfd, tmp, src, userdata, &opts, err) < 0) {
 		remove_quietly(ls, tmp);
 		return nib_error_prefix(err, "cannot add '%s'", info->path);
 	}

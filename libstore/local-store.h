@@ -18,8 +18,9 @@
  *   <state-dir>/temproots/<pid>     temporary roots of a live process
  *
  * Registered paths are canonical: owned by the store's owner (the user that
- * opens it), files 0444 or 0555, directories 0555, mtime 1, no setuid or
- * setgid bits, no extended attributes.
+ * writes it, normally root, who also owns the store directory), files 0444 or
+ * 0555, directories 0555, mtime 1, no setuid or setgid bits, no extended
+ * attributes.
  *
  * All locks are OFD locks (lock.h).  Operations of the store interface are
  * in store.h; this header adds what only a local store can do.

@@ -9,6 +9,9 @@ noinst_LIBRARIES += %reldir%/libstore.a
 	%reldir%/util.c %reldir%/util.h \
 	%reldir%/strbuf.c %reldir%/strbuf.h \
 	%reldir%/hash.c %reldir%/hash.h \
+	%reldir%/path.c %reldir%/path.h \
+	%reldir%/derivation.c %reldir%/derivation.h %reldir%/derivation-internal.h \
+	%reldir%/derivation-json.c %reldir%/derivation-hash.c \
 	%reldir%/lock.c %reldir%/lock.h \
 	%reldir%/build-record.h \
 	%reldir%/db.c %reldir%/db.h \
@@ -16,18 +19,16 @@ noinst_LIBRARIES += %reldir%/libstore.a
 	%reldir%/store.c %reldir%/store.h %reldir%/store-internal.h \
 	%reldir%/local-store.c %reldir%/local-store.h %reldir%/local-store-internal.h \
 	%reldir%/gc.c %reldir%/verify.c \
+	%reldir%/store-derivation.c %reldir%/store-derivation.h \
 	%reldir%/nar.c %reldir%/nar.h \
 	%reldir%/refscan.c %reldir%/refscan.h \
-	%reldir%/path.c %reldir%/path.h \
 	%reldir%/seccomp.c %reldir%/seccomp.h \
 	%reldir%/cgroup.c %reldir%/cgroup.h \
 	%reldir%/sandbox.c %reldir%/sandbox.h \
+	%reldir%/protocol.c %reldir%/protocol.h \
 	%reldir%/archive.c %reldir%/archive.h \
-	%reldir%/derivation.c %reldir%/derivation.h %reldir%/derivation-internal.h \
-	%reldir%/derivation-json.c %reldir%/derivation-hash.c \
 	%reldir%/derivation-store.c %reldir%/derivation-store.h \
 	%reldir%/build.c %reldir%/build.h \
 	%reldir%/uid-pool.c %reldir%/uid-pool.h %reldir%/uid-pool-internal.h \
-	%reldir%/protocol.c %reldir%/protocol.h \
 	%reldir%/serve.c %reldir%/serve.h \
 	%reldir%/remote-store.c %reldir%/remote-store.h

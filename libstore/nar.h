@@ -30,7 +30,10 @@ typedef ssize_t (*nar_source_fn)(void *userdata, void *buf, size_t len, struct n
 /*
  * Serialise dirfd/path (AT_FDCWD allowed; path may be absolute) to sink.
  * Never follows symlinks; anything but a regular file, directory or symlink
- * is an error naming it.  Streams: memory use does not grow with file size.
+ * is an error naming it.  Streams: memory use does not grow with file size
+ * (one 256 KiB buffer, plus the names of one directory per level).  sink
+ * receives blocks of up to 256 KiB; when it fails, the dump stops and
+ * returns its error.
  */
 int nar_dump_at(int dirfd, const char *path, nar_sink_fn sink, void *userdata,
 		struct nib_error **err);

@@ -23,6 +23,8 @@
 #include "banned.h"
 
 #define HLEN STORE_PATH_HASH_LEN
+#define FILTER_BITS 16
+#define filter_bit(h) ((h) >> (64 - FILTER_BITS))
 
 struct refscan {
 	size_t n;
@@ -32,6 +34,11 @@ struct refscan {
 	size_t nfound, ndistinct;
 	uint32_t *table; /* canonical index + 1; 0 = empty */
 	size_t mask;
+	/*
+	 * One bit per value of the top bits of mix(): most windows of base-32
+	 * text are ruled out here, in a bitmap that stays in L1.
+	 */
+	uint64_t filter[(1 << FILTER_BITS) / 64];
 	unsigned char tail[HLEN - 1];
 	size_t tail_len;
 };
@@ -44,19 +51,19 @@ static const bool valid[256] = {
 };
 #undef V
 
-static inline size_t slot_of(const unsigned char *s, size_t mask)
+static inline uint64_t mix(const unsigned char *s)
 {
 	uint64_t a, b;
 
 	memcpy(&a, s, 8);
 	memcpy(&b, s + 24, 8);
-	return (size_t)(((a ^ (b >> 1)) * 0x9e3779b97f4a7c15ULL) >> 32) & mask;
+	return (a ^ (b >> 1)) * 0x9e3779b97f4a7c15ULL;
 }
 
-/* The canonical index of the candidate equal to s, or -1. */
-static inline long lookup(const struct refscan *rs, const unsigned char *s)
+/* The canonical index of the candidate equal to s (whose mix is h), or -1. */
+static inline long lookup(const struct refscan *rs, const unsigned char *s, uint64_t h)
 {
-	for (size_t i = slot_of(s, rs->mask);; i = (i + 1) & rs->mask) {
+	for (size_t i = (size_t)(h >> 20) & rs->mask;; i = (i + 1) & rs->mask) {
 		uint32_t v = rs->table[i];
 		if (v == 0)
 			return -1;
@@ -99,14 +106,18 @@ struct refscan *refscan_new(char *const *hash_parts, size_t n, struct nib_error 
 	for (size_t i = 0; i < n; i++) {
 		long c;
 
+		const unsigned char *part = (const unsigned char *)rs->parts[i];
+		uint64_t h;
+
 		memcpy(rs->parts[i], hash_parts[i], HLEN);
-		c = lookup(rs, (const unsigned char *)rs->parts[i]);
+		h = mix(part);
+		c = lookup(rs, part, h);
 		if (c >= 0) {
 			rs->canon[i] = (uint32_t)c;
 			continue;
 		}
-		for (size_t s = slot_of((const unsigned char *)rs->parts[i], rs->mask);;
-		     s = (s + 1) & rs->mask) {
+		rs->filter[filter_bit(h) / 64] |= (uint64_t)1 << (filter_bit(h) % 64);
+		for (size_t s = (size_t)(h >> 20) & rs->mask;; s = (s + 1) & rs->mask) {
 			if (rs->table[s] == 0) {
 				rs->table[s] = (uint32_t)i + 1;
 				break;
@@ -120,7 +131,12 @@ struct refscan *refscan_new(char *const *hash_parts, size_t n, struct nib_error 
 
 static inline void hit(struct refscan *rs, const unsigned char *s)
 {
-	long c = lookup(rs, s);
+	uint64_t h = mix(s);
+	long c;
+
+	if (!(rs->filter[filter_bit(h) / 64] & ((uint64_t)1 << (filter_bit(h) % 64))))
+		return;
+	c = lookup(rs, s, h);
 
 	if (c >= 0 && !rs->found[c]) {
 		rs->found[c] = true;

@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -28,7 +29,6 @@
 #include "cleanup.h"
 #include "sandbox.h"
 #include "seccomp.h"
-#include "strbuf.h"
 #include "util.h"
 #include "banned.h"
 
@@ -134,6 +134,8 @@ struct report {
 struct sandbox {
 	pid_t pid;
 	int pidfd;
+	int report_fd; /* until the setup report is read; -1 after */
+	char *builder; /* for the report's message */
 	bool reaped;
 	int status;
 	struct rusage usage;
@@ -240,7 +242,7 @@ static __attribute__((noreturn)) void child_fail(struct child *c, int err)
 	ssize_t w;
 
 	if (c->subject != NULL)
-		snprintf(r.step, sizeof(r.step), "%s '%s'", c->step, c->subject);
+		snprintf(r.step, sizeof(r.step), "%s %s", c->step, c->subject);
 	else
 		snprintf(r.step, sizeof(r.step), "%s", c->step);
 	w = write(c->p->report_fd, &r, sizeof(r));
@@ -498,7 +500,6 @@ static void build_root(struct child *c)
 	CHECK(c, mkdir("dev/shm", 0755));
 	CHECK(c, mkdir("proc", 0555));
 	CHECK(c, mkdir("tmp", 01777));
-	CHECK(c, chmod("tmp", 01777));
 	if (p->uid_range)
 		CHECK(c, mkdir("sys", 0555));
 	CHECK(c, symlink("/proc/self/fd", "dev/fd"));
@@ -509,7 +510,6 @@ static void build_root(struct child *c)
 	STEP(c, "creating the store directory", p->store_rel);
 	CHECK(c, make_parents(p->store_rel));
 	CHECK(c, mkdir(p->store_rel, 01775));
-	CHECK(c, chmod(p->store_rel, 01775));
 	STEP(c, "writing", "/etc/passwd");
 	CHECK(c, write_file("etc/passwd", p->passwd, 0644));
 	STEP(c, "writing", "/etc/group");
@@ -583,6 +583,8 @@ static __attribute__((noreturn)) void run_child(const struct plan *p)
 	ssize_t n;
 
 	reset_signals();
+	/* The skeleton's modes are the ones given, whatever the caller's umask. */
+	umask(0);
 
 	STEP(&c, "waiting for the parent", NULL);
 	do
@@ -983,28 +985,58 @@ static int validate_spec(const struct sandbox_spec *spec, struct nib_error **err
 	return 0;
 }
 
-/* Give the directories the owners the builder needs (root callers only). */
+static int dir_is_empty(int fd)
+{
+	cleanup_dir DIR *d = NULL;
+	struct dirent *de;
+	int fd2 = dup(fd);
+
+	if (fd2 < 0)
+		return -1;
+	d = fdopendir(fd2);
+	if (d == NULL) {
+		close(fd2);
+		return -1;
+	}
+	while ((errno = 0, de = readdir(d)) != NULL)
+		if (!STREQ(de->d_name, ".") && !STREQ(de->d_name, ".."))
+			return 0;
+	return errno != 0 ? -1 : 1;
+}
+
+/*
+ * Check the host directories and give them the owners the builder needs
+ * (when we are root; a rootless caller owns them already).  The output
+ * directory must be empty: the child creates mountpoints in it before the
+ * builder runs, and leftovers of an earlier build (a symlink named like an
+ * input) must not be able to redirect that.
+ */
 static int prepare_host_dirs(const struct sandbox_spec *spec, struct nib_error **err)
 {
 	cleanup_close int bfd = -1, ofd = -1;
+	bool root = geteuid() == 0;
+	int r;
 
-	if (geteuid() != 0)
-		return 0; /* rootless: the directories are already the caller's */
 	bfd = open(spec->build_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (bfd < 0)
 		return nib_error_errno(err, "cannot open build directory '%s'", spec->build_dir);
-	if (fchown(bfd, spec->host_uid, spec->host_gid) < 0 || fchmod(bfd, 0700) < 0)
+	if (root && (fchown(bfd, spec->host_uid, spec->host_gid) < 0 || fchmod(bfd, 0700) < 0))
 		return nib_error_errno(err, "cannot hand build directory '%s' to the builder",
 				       spec->build_dir);
-	if (spec->output_dir != NULL) {
-		ofd = open(spec->output_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (ofd < 0)
-			return nib_error_errno(err, "cannot open output directory '%s'",
-					       spec->output_dir);
-		if (fchown(ofd, 0, spec->host_gid) < 0 || fchmod(ofd, 01775) < 0)
-			return nib_error_errno(err, "cannot prepare output directory '%s'",
-					       spec->output_dir);
-	}
+	if (spec->output_dir == NULL)
+		return 0;
+	ofd = open(spec->output_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (ofd < 0)
+		return nib_error_errno(err, "cannot open output directory '%s'", spec->output_dir);
+	r = dir_is_empty(ofd);
+	if (r < 0)
+		return nib_error_errno(err, "cannot read output directory '%s'", spec->output_dir);
+	if (r == 0)
+		return nib_error_set(err, NIB_E_INVALID, 0, "output directory '%s' is not empty",
+				     spec->output_dir);
+	if (root && (fchown(ofd, 0, spec->host_gid) < 0 || fchmod(ofd, 01775) < 0))
+		return nib_error_errno(err, "cannot prepare output directory '%s'",
+				       spec->output_dir);
 	return 0;
 }
 
@@ -1105,17 +1137,16 @@ static void kill_and_reap(pid_t pid, int pidfd)
 		;
 }
 
-int sandbox_spawn(const struct sandbox_spec *spec, struct sandbox **ret, struct nib_error **err)
+int sandbox_spawn_start(const struct sandbox_spec *spec, struct sandbox **ret,
+			struct nib_error **err)
 {
 	cleanup_plan struct plan *p = NULL;
 	cleanup_close int sync_r = -1, sync_w = -1, rep_r = -1, rep_w = -1, pidfd = -1;
 	uint64_t flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
 	sigset_t all, old;
-	struct report rep;
 	struct sandbox *sb;
 	bool in_cgroup = false;
 	pid_t pid;
-	ssize_t n;
 	int fds[2];
 
 	if (validate_spec(spec, err) < 0 || make_plan(spec, &p, err) < 0)
@@ -1168,11 +1199,39 @@ int sandbox_spawn(const struct sandbox_spec *spec, struct sandbox **ret, struct 
 		kill_and_reap(pid, pidfd);
 		return nib_error_set(err, NIB_E_SYS, e, "cannot release the builder process");
 	}
+	sb = xcalloc(1, sizeof(*sb));
+	sb->pid = pid;
+	sb->pidfd = TAKE_FD(pidfd);
+	sb->report_fd = TAKE_FD(rep_r);
+	sb->builder = xstrdup(spec->builder);
+	*ret = sb;
+	return 0;
+}
+
+int sandbox_report_fd(const struct sandbox *sb)
+{
+	return sb->report_fd;
+}
+
+int sandbox_spawn_finish(struct sandbox *sb, struct nib_error **err)
+{
+	struct report rep;
+	ssize_t n;
+
+	if (sb->report_fd < 0)
+		return 0;
 	/* EOF: the report pipe was closed by a successful execve. */
-	n = read_upto(rep_r, &rep, sizeof(rep));
-	if (n != 0) {
+	n = read_upto(sb->report_fd, &rep, sizeof(rep));
+	close(sb->report_fd);
+	sb->report_fd = -1;
+	if (n == 0)
+		return 0;
+	{
 		int e = errno;
-		kill_and_reap(pid, pidfd);
+		if (!sb->reaped) {
+			kill_and_reap(sb->pid, sb->pidfd);
+			sb->reaped = true;
+		}
 		if (n < 0)
 			return nib_error_set(err, NIB_E_SYS, e,
 					     "cannot read the builder's setup report");
@@ -1182,13 +1241,22 @@ int sandbox_spawn(const struct sandbox_spec *spec, struct sandbox **ret, struct 
 		rep.step[sizeof(rep.step) - 1] = '\0';
 		if (STARTS_WITH(rep.step, "executing"))
 			return nib_error_set(err, NIB_E_SYS, rep.err, "cannot execute builder '%s'",
-					     spec->builder);
+					     sb->builder);
 		return nib_error_set(err, NIB_E_SYS, rep.err, "sandbox setup failed at '%s'",
 				     rep.step);
 	}
-	sb = xcalloc(1, sizeof(*sb));
-	sb->pid = pid;
-	sb->pidfd = TAKE_FD(pidfd);
+}
+
+int sandbox_spawn(const struct sandbox_spec *spec, struct sandbox **ret, struct nib_error **err)
+{
+	struct sandbox *sb = NULL;
+
+	if (sandbox_spawn_start(spec, &sb, err) < 0)
+		return -1;
+	if (sandbox_spawn_finish(sb, err) < 0) {
+		sandbox_free(sb);
+		return -1;
+	}
 	*ret = sb;
 	return 0;
 }
@@ -1247,6 +1315,9 @@ void sandbox_free(struct sandbox *sb)
 		kill_and_reap(sb->pid, sb->pidfd);
 	if (sb->pidfd >= 0)
 		close(sb->pidfd);
+	if (sb->report_fd >= 0)
+		close(sb->report_fd);
+	free(sb->builder);
 	free(sb);
 }
 
@@ -1265,7 +1336,6 @@ int sandbox_check_available(struct nib_error **err)
 	int fds[2], status, pidfd = -1;
 	int32_t rep[2];
 	bool in_cgroup;
-	char map[64];
 	pid_t pid;
 	ssize_t n;
 
@@ -1306,9 +1376,6 @@ int sandbox_check_available(struct nib_error **err)
 		return nib_error_errno(err, "cannot build in a sandbox: cannot create user, "
 					    "mount, PID, IPC, UTS and network namespaces");
 	closep(&rep_w);
-	/* Map ourselves so the test behaves as a build will (no map needed for root). */
-	snprintf(map, sizeof(map), "0 %u 1\n", (unsigned)geteuid());
-	(void)write_proc_file(pid, "uid_map", map, &ignored);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	if (pidfd >= 0)

@@ -18,7 +18,9 @@
  *                     private root when output_dir is NULL.
  *   <store paths>     every bind (inputs, sandbox-paths), read-only, nosuid,
  *                     and nodev unless the source is a device.
- *   /build            spec->build_dir, read-write.
+ *   /build            spec->build_dir, read-write; sandbox_spawn makes it
+ *                     host_uid:host_gid mode 0700 (files the caller puts
+ *                     there beforehand should be readable by that user).
  *   /tmp              writable, mode 1777, part of the private tmpfs.
  *   /proc             fresh, for the build's PID namespace.
  *   /dev              null zero full random urandom tty bound from the host,
@@ -31,6 +33,9 @@
  *   /sys              uid-range builds only: sysfs (read-only if the kernel
  *                     refuses read-write), and cgroup2 at /sys/fs/cgroup when
  *                     the build has a v2 cgroup (delegated, own namespace).
+ *                     sysfs needs the build's own network namespace, so a
+ *                     uid-range build with SANDBOX_NETWORK fails ("sandbox
+ *                     setup failed at 'mounting /sys'").
  *
  * then pivot_root (never chroot: it would forbid nested user namespaces),
  * hostname "localhost", loopback up, supplementary groups dropped,
@@ -45,18 +50,26 @@
  * modes files the builder creates are owned by host_uid/host_gid (or higher
  * IDs of the range in uid-range builds) on the host.
  *
- * Outputs.  output_dir must be a directory on the same filesystem as the
- * real store (so outputs can be renamed into place) inside a directory only
- * root can traverse; sandbox_spawn sets it to root:host_gid mode 1775.  The
- * builder creates <store_dir>/<name> there.  Mountpoints for binds under
+ * Outputs.  output_dir must be an empty directory on the same filesystem as
+ * the real store (so outputs can be renamed into place) inside a directory
+ * only root can traverse; sandbox_spawn sets it to root:host_gid mode 1775.
+ * The builder creates <store_dir>/<name> there.  Mountpoints for binds under
  * store_dir are created in output_dir too (empty files/directories owned by
- * the build user); after the build the caller renames the declared outputs
- * out and removes the whole output_dir.
+ * the build user, one per input, as in Nix); after the build the caller
+ * renames the declared outputs out and removes the whole output_dir, which
+ * it may do later, off the build's critical path (on a slow disk, removing
+ * the mountpoints of a large closure takes milliseconds per input).
  *
- * Failures inside the child before exec (including "builder not found") are
- * sent to the parent and returned by sandbox_spawn as
- * "sandbox setup failed at 'mounting /proc': Permission denied" errors; a
- * sandbox is never silently weakened.
+ * Read-only inputs.  Ordinary builds cannot change any mount (no
+ * capabilities; in a nested user namespace the mounts are locked).  A
+ * uid-range build is root of the namespace that made the mounts and could
+ * remount an input read-write, as under Nix; store files stay protected by
+ * their owner and mode (root, which is not mapped, 0444/0555).
+ *
+ * Failures inside the child before exec are sent to the parent and returned
+ * by sandbox_spawn: "sandbox setup failed at 'mounting /proc': Permission
+ * denied", or "cannot execute builder '/bin/x': No such file or directory"
+ * (NIB_E_SYS, sys_errno set).  A sandbox is never silently weakened.
  *
  * The calling process must be single-threaded when it calls sandbox_spawn
  * (the child is created with a raw clone).
@@ -162,6 +175,24 @@ struct sandbox;
  * naming the step), clone failures.  A failed spawn leaves no process behind.
  */
 int sandbox_spawn(const struct sandbox_spec *spec, struct sandbox **ret, struct nib_error **err);
+
+/*
+ * sandbox_spawn in two steps, for a caller that runs several builds and
+ * should not sit idle while a child sets its sandbox up (a few
+ * milliseconds of mounts): sandbox_spawn_start returns once the child has
+ * been created, mapped and released, with *ret owning it; the setup goes on
+ * in the child.  sandbox_report_fd then becomes readable (EOF when the
+ * builder was exec'd, a report when setup failed); call
+ * sandbox_spawn_finish, which returns 0, or -1 with the error sandbox_spawn
+ * would have returned (the child is then killed and reaped).  Do not call
+ * sandbox_wait before sandbox_spawn_finish.  Errors of
+ * sandbox_spawn_start are sandbox_spawn's, and leave nothing behind.
+ */
+int sandbox_spawn_start(const struct sandbox_spec *spec, struct sandbox **ret,
+			struct nib_error **err);
+/* The setup report's descriptor, or -1 once sandbox_spawn_finish has run. Owned by sb. */
+int sandbox_report_fd(const struct sandbox *sb);
+int sandbox_spawn_finish(struct sandbox *sb, struct nib_error **err);
 
 /* PID of the builder (PID 1 of its namespace) in the caller's namespace. */
 pid_t sandbox_pid(const struct sandbox *sb);

@@ -1295,9 +1295,10 @@ static void fill_built_outputs(struct serve_ctx *sc, const struct proto_derived_
 	cleanup_strv char **paths = NULL;
 	struct drv_modulo m = { 0 };
 
-	if (wire_path(sc, dp->path, &drv, &e) < 0 ||
-	    store_read_derivation(sc->store, drv, &d, &e) < 0 ||
-	    store_query_derivation_outputs(sc->store, drv, &names, &paths, &e) < 0)
+	if (wire_path(sc, dp->path, &drv, &e) < 0)
+		return;
+	d = store_read_derivation(sc->store, drv, &e);
+	if (d == NULL || store_query_derivation_outputs(sc->store, drv, &names, &paths, &e) < 0)
 		return;
 	h = drv_hasher_new(store_dir(sc->store), store_derivation_resolver, sc->store);
 	if (derivation_hash_modulo(h, d, true, &m, &e) < 0)

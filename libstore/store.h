@@ -160,8 +160,10 @@ enum store_add_flags {
 /*
  * Add a path from a NAR stream with the given metadata (info->path,
  * nar_hash, nar_size, references, deriver, ca; registration_time 0 = now).
- * The stream is always read to its end.  When its hash or size differ from
- * info, nothing changes and the error says what differed.  A path that is
+ * Exactly the archive's bytes are read from src (it may be part of a longer
+ * stream), at most nar_size of them, also when the path is valid already.
+ * When its hash or size differ from info, nothing changes and the error
+ * says what differed.  A path that is
  * already valid is left alone unless STORE_ADD_REPAIR.
  */
 int store_add_nar(struct store *store, const struct store_path_info *info, nar_source_fn src,

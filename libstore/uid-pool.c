@@ -43,11 +43,11 @@
 #include "util.h"
 #include "banned.h"
 
-#define RECORD_MAX (64 * 1024)
-#define INFO_VALUE_MAX 4096
-#define HINT_WORDS (UID_POOL_MAX_SLOTS / 64)
+#define RECORD_MAX ((size_t)64 * 1024)
+#define INFO_VALUE_MAX ((size_t)4096)
+#define HINT_WORDS ((size_t)UID_POOL_MAX_SLOTS / 64)
 #define HINTS_SIZE (2 * HINT_WORDS * sizeof(uint64_t))
-#define STATUS_MAX 16384
+#define STATUS_MAX ((size_t)16384)
 #define WAIT_SAFETY_MS 10000
 #define WAIT_RECHECK_MS 50
 #define WAIT_NO_INOTIFY_MS 1000
@@ -170,7 +170,7 @@ static int pread_all(int fd, char **ret, struct nib_error **err)
 		len += (size_t)r;
 		if (len > RECORD_MAX)
 			return nib_error_set(err, NIB_E_INVALID, 0,
-					     "slot record larger than %d bytes", RECORD_MAX);
+					     "slot record larger than %zu bytes", RECORD_MAX);
 	}
 	buf[len] = '\0';
 	*ret = TAKE_PTR(buf);
@@ -737,7 +737,7 @@ static int validate_classic(const struct settings *s, const struct uid_pool_db *
 				     "group '%s' (setting 'build-users-group') does not exist",
 				     g.name);
 	n = strv_length(members);
-	if (n == 0)
+	if (members == NULL || n == 0)
 		return nib_error_set(err, NIB_E_CONFIG, 0,
 				     "group '%s' (setting 'build-users-group') has no members",
 				     g.name);
@@ -1020,6 +1020,7 @@ static int read_status(int procfd, pid_t pid, struct uid_pool_proc *ret, struct 
 	cleanup_close int fd = -1;
 	size_t len = 0;
 
+	memset(ret, 0, sizeof(*ret));
 	snprintf(path, sizeof(path), "%ld/status", (long)pid);
 	fd = openat(procfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
@@ -1745,7 +1746,6 @@ int uid_pool_slot_set_info(struct uid_pool_slot *slot, const char *key, const ch
 			   struct nib_error **err)
 {
 	struct uid_pool_slot_priv *v = slot->priv;
-	cleanup_error struct nib_error *e = NULL;
 
 	if (v->owner != getpid() || v->rec_fd < 0)
 		return nib_error_set(err, NIB_E_INVALID, 0, "slot %u is not held by this process",
@@ -1755,7 +1755,7 @@ int uid_pool_slot_set_info(struct uid_pool_slot *slot, const char *key, const ch
 	if (value != NULL && (strchr(value, '\n') != NULL || strlen(value) > INFO_VALUE_MAX))
 		return nib_error_set(err, NIB_E_INVALID, 0,
 				     "invalid value for slot record key '%s': newline or longer "
-				     "than %d bytes",
+				     "than %zu bytes",
 				     key, INFO_VALUE_MAX);
 	record_set(&v->rec, key, value);
 	if (record_write(v->rec_fd, &v->rec, err) < 0)
@@ -2059,15 +2059,11 @@ int uid_pool_list(struct uid_pool *p, struct uid_pool_entry **ret_entries, size_
 			return -1;
 		}
 		if (fd >= 0) {
-			if (is_mine(p, i)) {
-				en->locked = true;
-			} else if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-				got = true;
-			} else {
-				en->locked = true;
-			}
+			/* Our own slots would conflict with our new descriptor: do not try. */
+			got = !is_mine(p, i) && flock(fd, LOCK_EX | LOCK_NB) == 0;
+			en->locked = !got;
 			/* With the lock taken the record is stable; otherwise it may be mid-write. */
-			if (pread_all(fd, &text, &e) == 0)
+			if (pread_all(fd, &text, &e) == 0 && text != NULL)
 				record_parse(&rec, text);
 			if (got) {
 				int w;
@@ -2079,14 +2075,14 @@ int uid_pool_list(struct uid_pool *p, struct uid_pool_entry **ret_entries, size_
 					close(w);
 			}
 		}
-		if (en->state == UID_POOL_HELD)
-			;
-		else if (en->locked)
-			en->state = UID_POOL_BUSY;
-		else if (text != NULL && !text_is_blank(text))
-			en->state = UID_POOL_STALE;
-		else
-			en->state = UID_POOL_FREE;
+		if (en->state != UID_POOL_HELD) {
+			if (en->locked)
+				en->state = UID_POOL_BUSY;
+			else if (text != NULL && !text_is_blank(text))
+				en->state = UID_POOL_STALE;
+			else
+				en->state = UID_POOL_FREE;
+		}
 		if (rec.n > 0) {
 			en->pid = (pid_t)parse_i64_or(record_get(&rec, UID_POOL_KEY_PID), 0);
 			en->derivation = dup_or_null(record_get(&rec, UID_POOL_KEY_DERIVATION));

@@ -52,7 +52,10 @@
  * one thread; nib is single-threaded per process.  After fork() the child
  * holds no slot: it may use the pool to acquire its own, but releasing a
  * slot its parent acquired is refused (the lock is shared with the parent).
- * Every descriptor is O_CLOEXEC, so builders never inherit a slot lock.
+ * Every descriptor is O_CLOEXEC, so builders never inherit a slot lock; but
+ * a child forked while a slot is held shares the lock until it execs or
+ * exits, so a holder that dies keeps its slot locked (and out of reclaim's
+ * reach) while such a child lives.  Close or exec promptly after fork().
  */
 #pragma once
 

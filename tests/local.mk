@@ -78,6 +78,11 @@ TESTS += %reldir%/unit/test-archive
 %canon_reldir%_unit_test_archive_SOURCES = %reldir%/unit/test-archive.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_archive_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_archive_LDADD = $(UNITLDADD)
+check_PROGRAMS += %reldir%/unit/test-build
+TESTS += %reldir%/unit/test-build
+%canon_reldir%_unit_test_build_SOURCES = %reldir%/unit/test-build.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_build_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_build_LDADD = $(UNITLDADD)
 %canon_reldir%_unit_test_seccomp_SOURCES = %reldir%/unit/test-seccomp.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_seccomp_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_seccomp_LDADD = $(UNITLDADD)
@@ -111,6 +116,9 @@ check_PROGRAMS += %reldir%/helpers/syscall-probe
 %canon_reldir%_helpers_syscall_probe_SOURCES = %reldir%/helpers/syscall-probe.c
 %canon_reldir%_helpers_syscall_probe_CFLAGS = $(WARN_CFLAGS)
 %canon_reldir%_helpers_syscall_probe_LDFLAGS = -static
+# Fakes an older kernel for the fallback tests.
+check_PROGRAMS += %reldir%/helpers/enosys
+%canon_reldir%_helpers_enosys_SOURCES = %reldir%/helpers/enosys.c
 
 INTEGRATION_TESTS = \
 	%reldir%/integration/t0001-cli.sh \
@@ -122,10 +130,12 @@ INTEGRATION_TESTS = \
 	%reldir%/integration/t0205-store-errors.sh \
 	%reldir%/integration/t0206-concurrent-writers.sh \
 	%reldir%/integration/t0207-crash-safety.sh \
+	%reldir%/integration/t0208-derivation-add.sh \
 	%reldir%/integration/t0100-nar.sh \
 	%reldir%/integration/t0300-sandbox-isolation.sh \
 	%reldir%/integration/t0301-sandbox-uid-range.sh \
 	%reldir%/integration/t0302-sandbox-limits.sh \
+	%reldir%/integration/t0303-sandbox-fallbacks.sh \
 	%reldir%/integration/t0050-slots.sh \
 	%reldir%/integration/t0051-slots-crash.sh \
 	%reldir%/integration/t0400-build-basic.sh \
@@ -137,6 +147,8 @@ INTEGRATION_TESTS = \
 	%reldir%/integration/t0501-daemon-build.sh \
 	%reldir%/integration/t0502-daemon-shared.sh
 TESTS += $(INTEGRATION_TESTS)
+# Run by hand against Debian's nix-bin (docs/interop-store.md); never by make check.
+EXTRA_DIST += %reldir%/interop/store-nix.sh docs/interop-store.md
 EXTRA_DIST += $(INTEGRATION_TESTS) %reldir%/integration/lib.sh %reldir%/data/nar %reldir%/data/derivations \
 	%reldir%/integration/sandbox-lib.sh %reldir%/integration/build-lib.sh
 

@@ -12,6 +12,18 @@ tests_fuzz_fuzz_storepath_CPPFLAGS = $(FUZZCPPFLAGS)
 tests_fuzz_fuzz_storepath_LDADD = $(FUZZLDADD)
 tests_fuzz_fuzz_storepath_LDFLAGS = $(FUZZLDFLAGS)
 
+FUZZ_TARGETS += tests/fuzz/fuzz-aterm
+tests_fuzz_fuzz_aterm_SOURCES = tests/fuzz/fuzz-aterm.c $(FUZZ_MAIN)
+tests_fuzz_fuzz_aterm_CPPFLAGS = $(FUZZCPPFLAGS)
+tests_fuzz_fuzz_aterm_LDADD = $(FUZZLDADD)
+tests_fuzz_fuzz_aterm_LDFLAGS = $(FUZZLDFLAGS)
+
+FUZZ_TARGETS += tests/fuzz/fuzz-drvjson
+tests_fuzz_fuzz_drvjson_SOURCES = tests/fuzz/fuzz-drvjson.c $(FUZZ_MAIN)
+tests_fuzz_fuzz_drvjson_CPPFLAGS = $(FUZZCPPFLAGS)
+tests_fuzz_fuzz_drvjson_LDADD = $(FUZZLDADD)
+tests_fuzz_fuzz_drvjson_LDFLAGS = $(FUZZLDFLAGS)
+
 FUZZ_TARGETS += tests/fuzz/fuzz-protocol
 tests_fuzz_fuzz_protocol_SOURCES = tests/fuzz/fuzz-protocol.c $(FUZZ_MAIN)
 tests_fuzz_fuzz_protocol_CPPFLAGS = $(FUZZCPPFLAGS)

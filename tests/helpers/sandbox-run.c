@@ -42,7 +42,7 @@ static const char usage[] =
 	"  --build-dir DIR          host directory for /build (default: a temporary dir)\n"
 	"  --output-dir DIR         host directory that becomes the store directory\n"
 	"  --store-dir PATH         store directory inside (default /nib/store)\n"
-	"  --uid N, --gid N         first host ID of the slot (default 872415232 + 120 * 2^18)\n"
+	"  --uid N, --gid N         first host ID of the slot (default 0x70000000 + 120 * 2^18)\n"
 	"  --count N                IDs in the slot (default 262144)\n"
 	"  --uid-range              run as root with the whole range (uid-range builds)\n"
 	"  --network                keep the host network (fixed-output builds)\n"
@@ -161,7 +161,8 @@ int main(int argc, char **argv)
 	cleanup_free uint64_t *times = NULL;
 	const char *root_dir = NULL, *build_dir = NULL, *output_dir = NULL;
 	const char *store_dir = "/nib/store", *cgroup_name = NULL;
-	uint64_t uid = 872415232ULL + 120ULL * 262144ULL, gid = 0, count = 262144;
+	/* Away from the default start-id, so that tests never meet real builds. */
+	uint64_t uid = 0x70000000ULL + 120ULL * 262144ULL, gid = 0, count = 262144;
 	uint64_t memory_max = 0, pids_max = 0, repeat = 1, timeout = 0;
 	bool uid_range = false, network = false, seccomp = true, stats = false, leftovers = false;
 	size_t n_binds = 0, alloc_binds = 0;

@@ -6,10 +6,16 @@
  *
  * Prints "ok" and exits 0 when the call succeeded, else prints the errno
  * name ("EPERM") and exits 1.  Usage errors exit 2.
+ *
+ *   syscall-probe fds -
+ *
+ * prints the open descriptors of the probe itself ("0 1 2"), which are those
+ * the builder exec'ing it had (all of them survive exec unless CLOEXEC).
  */
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -51,6 +57,22 @@ int main(int argc, char **argv)
 	if (argc < 3) {
 		fputs("usage: syscall-probe CALL PATH [MODE|PORT]\n", stderr);
 		return 2;
+	}
+	if (strcmp(call, "fds") == 0) {
+		DIR *d = opendir("/proc/self/fd");
+		struct dirent *de;
+		const char *sep = "";
+		if (d == NULL)
+			return report(-1);
+		while ((de = readdir(d)) != NULL) {
+			if (de->d_name[0] == '.' || strtol(de->d_name, NULL, 10) == dirfd(d))
+				continue;
+			printf("%s%s", sep, de->d_name);
+			sep = " ";
+		}
+		putchar('\n');
+		closedir(d);
+		return 0;
 	}
 	if (strcmp(call, "chmod") == 0)
 		return report(chmod(path, (mode_t)mode));

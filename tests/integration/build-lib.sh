@@ -2,9 +2,12 @@
 #
 # The store is /nib/store physically under $TEST_ROOT/root (store-root), so
 # store paths are the default ones while nothing outside TEST_ROOT is
-# touched.  Each test file passes its own number to build_setup, which gives
-# it a private range of 4 UID slots (concurrent test files never share IDs,
-# cgroups or processes).  /bin/sh in the sandbox is Debian's busybox-static.
+# touched.  build_setup gives each test run its own range of 4 UID slots,
+# picked at random among 700 blocks above 2^31 (clear of the default pool,
+# the sandbox and UID-pool tests): UID ranges and the build cgroups named
+# after them are host-wide, and concurrent test files (or two checkouts
+# testing on one machine) must not share them.  /bin/sh in the sandbox is
+# Debian's busybox-static.
 
 : "${abs_top_builddir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 : "${abs_top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
@@ -14,12 +17,12 @@ BUSYBOX=/bin/busybox
 EXAMPLES="$abs_top_srcdir/examples"
 IDS_PER_SLOT=262144
 
-# build_setup N: settings for test file N (0..31), then check that builds work here.
+# build_setup N: settings for test file N, then check that builds work here.
 build_setup() {
 	local n=$1
 	require_root
 	[ -x "$BUSYBOX" ] || skip_all "needs $BUSYBOX (busybox-static)"
-	FIRST_ID=$((872415232 + (16 + 4 * n) * IDS_PER_SLOT))
+	FIRST_ID=$((2147483648 + ((RANDOM + n * 97) % 700) * 4 * IDS_PER_SLOT))
 	export NIB_STORE_DIR=/nib/store
 	export NIB_STORE_ROOT="$TEST_ROOT/root"
 	cat >"$NIB_CONF_DIR/nib.conf" <<CONF

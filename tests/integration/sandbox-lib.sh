@@ -2,14 +2,16 @@
 #
 # The tests drive tests/helpers/sandbox-run (the sandbox engine without a
 # store) with /bin/busybox as the builder's /bin/sh.  Each test file uses its
-# own slot of the default ID range so that parallel tests never share IDs.
+# own slot of a test ID range (0x70000000 up, away from the default start-id
+# that the UID pool, the daemon and other tests use) so that parallel tests
+# never share IDs and the leftover checks only see our own processes.
 
 : "${abs_top_builddir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 SANDBOX_RUN="$abs_top_builddir/tests/helpers/sandbox-run"
 PROBE="$abs_top_builddir/tests/helpers/syscall-probe"
 NIB_CONTAINER="$abs_top_builddir/libexec/nib-container"
 BUSYBOX=/bin/busybox
-START_ID=872415232
+START_ID=1879048192
 IDS_PER_SLOT=262144
 
 slot_first_id() { echo $((START_ID + $1 * IDS_PER_SLOT)); }

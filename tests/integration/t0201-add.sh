@@ -9,7 +9,7 @@ REAL="$TEST_ROOT/root/nix/store"
 PATH_F=/nix/store/ab3li50xq0nl4q5lxdyinb8w8y13my9s-f
 PATH_D=/nix/store/wlhx3dm3l5sjwznb9g04a1i2a747b0fm-d
 
-plan 26
+plan 28
 
 mkdir -p "$TEST_ROOT/src/d"
 printf 'hi\n' >"$TEST_ROOT/src/f"
@@ -47,6 +47,11 @@ mkfifo "$TEST_ROOT/src/d2" 2>/dev/null || mkdir "$TEST_ROOT/src/d2"
 run_fails "special files are refused" 1 "$NIB" add "$TEST_ROOT/src/d2"
 like "error names the file" "$ERR" "is not a regular file, directory or symlink"
 run_fails "--add-root needs one path" 2 "$NIB" add --add-root "$TEST_ROOT/r2" "$TEST_ROOT/src/f" "$TEST_ROOT/src/d"
+
+run_ok "--store-dir/--store-root/--state-dir select the store" \
+	env -u NIB_STORE_DIR -u NIB_STORE_ROOT -u NIB_STATE_DIR "$NIB" --store-dir /nix/store \
+	--store-root "$TEST_ROOT/root" --state-dir "$TEST_ROOT/state" path-info "$PATH_F"
+is "same store" "$OUT" "$PATH_F"
 
 leftovers=$(find "$REAL" -maxdepth 1 -name '.tmp-*' -o -maxdepth 1 -name '*.lock' | wc -l)
 is "no temporaries or lock files left" "$leftovers" "0"

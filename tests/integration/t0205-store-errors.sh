@@ -2,7 +2,7 @@
 # Store errors: damaged database, newer schema, read-only store, full disk.
 . "$(dirname "$0")/lib.sh"
 
-plan 19
+plan 23
 
 mkdir -p "$TEST_ROOT/src"
 echo hello >"$TEST_ROOT/src/hello"
@@ -24,6 +24,18 @@ run_fails "a damaged database is an error" 1 "$NIB" path-info "$P"
 like "error names the file" "$ERR" "database '$NIB_STATE_DIR/db/db.sqlite' is damaged"
 cp "$TEST_ROOT/db.good" "$NIB_STATE_DIR/db/db.sqlite"
 run_ok "restored" "$NIB" path-info "$P"
+
+# Another user may look but not write.
+if [ "$(id -u)" != 0 ] || ! command -v setpriv >/dev/null; then
+	for i in 1 2 3 4; do ok "# SKIP another user: needs root and setpriv"; done
+else
+	chmod 755 "$TEST_ROOT"
+	as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+	run_ok "another user can query" as_nobody "$NIB" path-info "$P"
+	run_ok "and verify" as_nobody "$NIB" store verify --check-contents
+	run_fails "but not add" 1 as_nobody "$NIB" add "$TEST_ROOT/src/hello"
+	like "permission denied" "$ERR" "Permission denied"
+fi
 
 if [ "$(id -u)" != 0 ] || ! mount --bind "$NIB_STORE_DIR" "$NIB_STORE_DIR" 2>/dev/null; then
 	for i in 1 2 3 4 5 6; do ok "# SKIP read-only store: needs root and mount"; done

@@ -5,7 +5,7 @@
 . "$(dirname "$0")/sandbox-lib.sh"
 
 require_sandbox
-plan 39
+plan 42
 
 SLOT=100
 FIRST=$(slot_first_id $SLOT)
@@ -31,13 +31,17 @@ like "store holds only the inputs" "$(echo $OUT)" "proc tmp aaa-input bbb-link f
 like "minimal /dev" "$(echo $OUT)" "fd full null ptmx pts random shm stderr stdin stdout tty urandom zero"
 run_ok "host files are invisible" sb $SLOT -- /bin/sh -c "test ! -e /etc/shadow && test ! -e '$TEST_ROOT' && test ! -e /usr && test ! -e /home && echo invisible"
 is "no /etc/shadow, no test root, no /usr" "$OUT" "invisible"
-run_ok "generated /etc" sb $SLOT -- /bin/sh -c 'cat /etc/passwd /etc/group /etc/hosts'
+with_umask_077() { (umask 077 && "$@"); }
+run_ok "generated /etc, whatever the caller's umask" with_umask_077 sb $SLOT -- /bin/sh -c 'stat -c %a /etc/passwd /tmp; cat /etc/passwd /etc/group /etc/hosts'
+like "modes are Nix's" "$(echo $OUT)" "^644 1777 "
 like "passwd has nixbld" "$OUT" "^nixbld:x:1000:100:Nix build user:/build:/noshell$"
 like "hosts has localhost" "$OUT" "^127.0.0.1 localhost$"
 run_ok "inputs readable" sb $SLOT "${INPUTS[@]}" -- /bin/sh -c 'cat /nib/store/aaa-input/file; readlink /nib/store/bbb-link'
 is "input content and symlink input" "$OUT" "$(printf 'data\naaa-input')"
 run_fails "inputs are read-only" 1 sb $SLOT "${INPUTS[@]}" -- /bin/sh -c 'echo x >/nib/store/aaa-input/file'
 like "write to an input fails" "$ERR" "Read-only file system"
+run_ok "inputs cannot be remounted" sb $SLOT "${INPUTS[@]}" -- /bin/sh -c 'mount -o remount,bind,rw /nib/store/aaa-input 2>/dev/null; echo $?; unshare -U -r -m /bin/sh -c "mount -o remount,bind,rw /nib/store/aaa-input 2>/dev/null; echo \$?"'
+is "neither directly nor from a nested user namespace (locked)" "$(echo $OUT)" "1 1"
 run_fails "the root is read-only" 1 sb $SLOT -- /bin/sh -c 'echo x >>/etc/passwd'
 run_ok "/build and /tmp are writable" sb $SLOT -- /bin/sh -c 'echo a >/build/a && echo b >/tmp/b && stat -c "%a %U" /build /tmp'
 is "/build 700 nixbld, /tmp 1777" "$OUT" "$(printf '700 nixbld\n1777 nixbld')"
@@ -66,7 +70,7 @@ like "connected, with the host's resolver files" "$(echo $OUT)" "^ok .*nsswitch.
 run_fails "a missing builder" 125 sb $SLOT -- /no/such/builder
 like "is named" "$ERR" "cannot execute builder '/no/such/builder': No such file or directory"
 run_fails "a setup failure" 125 "$SANDBOX_RUN" --uid "$FIRST" --root-dir /nonexistent-nib-root --bind /bin/sh=$BUSYBOX -- /bin/sh -c true
-like "names the step" "$ERR" "sandbox setup failed at 'mounting the root tmpfs on '/nonexistent-nib-root'': No such file or directory"
+like "names the step" "$ERR" "sandbox setup failed at 'mounting the root tmpfs on /nonexistent-nib-root': No such file or directory"
 run_fails "the builder's exit status passes through" 3 sb $SLOT -- /bin/sh -c 'exit 3'
 
 done_testing

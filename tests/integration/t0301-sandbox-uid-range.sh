@@ -8,7 +8,7 @@
 
 require_sandbox
 [ -x "$NIB_CONTAINER" ] || skip_all "nib-container not built"
-plan 29
+plan 32
 
 SLOT=101
 FIRST=$(slot_first_id $SLOT)
@@ -21,6 +21,11 @@ is "root with the whole range, setgroups allowed" "$(echo $OUT | tr -s ' ')" "0 
 mkdir -p "$TEST_ROOT/out"
 run_ok "chown to an ID of the range" sb $SLOT "${UR[@]}" --output-dir "$TEST_ROOT/out" -- /bin/sh -c 'echo x >/nib/store/ddd-out && chown 200000:200001 /nib/store/ddd-out'
 is "the host sees the range's ID" "$(stat -c '%u %g' "$TEST_ROOT/out/ddd-out")" "$((FIRST + 200000)) $((FIRST + 200001))"
+mkdir -p "$TEST_ROOT/store/eee-input" && echo data >"$TEST_ROOT/store/eee-input/f"
+chmod 444 "$TEST_ROOT/store/eee-input/f" && chmod 555 "$TEST_ROOT/store/eee-input"
+run_ok "a uid-range build may remount an input" sb $SLOT "${UR[@]}" --bind /nib/store/eee-input="$TEST_ROOT/store/eee-input" -- /bin/sh -c 'mount -o remount,bind,rw /nib/store/eee-input && echo remounted; echo x >/nib/store/eee-input/f || echo no-write; touch /nib/store/eee-input/g || echo no-create; chmod 755 /nib/store/eee-input || echo no-chmod'
+is "but the store's owner and modes still protect it" "$(echo $OUT)" "remounted no-write no-create no-chmod"
+is "the input is unchanged" "$(cat "$TEST_ROOT/store/eee-input/f"; ls "$TEST_ROOT/store/eee-input")" "$(printf 'data\nf')"
 run_fails "an ordinary build cannot chown" 1 sb $SLOT -- /bin/sh -c 'touch f && chown 200000 f'
 
 run_ok "root, /etc, /sys, devices" sb $SLOT "${UR[@]}" -- /bin/sh -c 'stat -c "%u %a" /; echo x >/etc/extra && echo etc-writable; stat -c %u /etc; test -d /sys/kernel && echo sys; test -c /dev/net/tun && echo tun; test -c /dev/fuse && echo fuse; true'

@@ -6,7 +6,7 @@
 . "$(dirname "$0")/build-lib.sh"
 
 build_setup 3
-plan 20
+plan 24
 
 N=50
 G="$TEST_ROOT/graph"
@@ -84,5 +84,35 @@ run_fails "with --keep-going" 1 "$NIB" build -j 1 --keep-going --json \
 	"$K/fail.json" "$K/after.json" "$K/ind1.json" "$K/ind2.json"
 is "the independent derivations were built" "$(grep -o '"name":"ind[12]","status":"built"' <<<"$OUT" | wc -l)" 2
 like "the dependent one was not" "$OUT" '"name":"after-fail","status":"dependency-failed"'
+# Every slot busy: nib build waits, says so, and goes on when one is free.
+HOLDER="$abs_top_builddir/tests/helpers/uidpool-holder"
+if [ -x "$HOLDER" ]; then
+	holders=()
+	for k in 1 2 3 4; do
+		"$HOLDER" "$TEST_ROOT/held$k" &
+		holders+=($!)
+	done
+	for k in 1 2 3 4; do
+		for i in $(seq 100); do [ -s "$TEST_ROOT/held$k" ] && break; sleep 0.05; done
+	done
+	mkdrv "$TEST_ROOT/waits.json" waits 'echo x > $out'
+	"$NIB" build "$TEST_ROOT/waits.json" >"$TEST_ROOT/waits.out" 2>"$TEST_ROOT/waits.err" &
+	pid=$!
+	for i in $(seq 100); do grep -q waiting "$TEST_ROOT/waits.err" && break; sleep 0.05; done
+	like "with every slot busy, nib build says it waits" "$(cat "$TEST_ROOT/waits.err")" \
+		"waiting for a free build slot \(4 slots: 4 busy, 0 held\)"
+	running=no
+	kill -0 $pid 2>/dev/null && running=yes
+	is "and is still waiting" "$running" yes
+	kill "${holders[0]}"
+	wait "${holders[0]}" 2>/dev/null
+	wait $pid
+	is "it builds once a slot is free" "$?" 0
+	like "and prints the output" "$(cat "$TEST_ROOT/waits.out")" "^/nib/store/[0-9a-z]{32}-waits$"
+	for h in "${holders[@]:1}"; do kill "$h"; wait "$h" 2>/dev/null; done
+	"$NIB" slots reclaim >/dev/null 2>&1
+else
+	for k in 1 2 3 4; do ok "# SKIP uidpool-holder not built"; done
+fi
 check_no_leftovers "after the graph"
 done_testing

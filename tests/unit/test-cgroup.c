@@ -175,6 +175,7 @@ static void test_live(void)
 	CU_ASSERT_EQUAL(cgroup_build_destroy(cg, &e), 0);
 	CU_ASSERT_PTR_NULL(e);
 	CU_ASSERT_EQUAL(stat(cgroup_build_v2_path(cg), &sb), -1);
+	cgroup_build_free(TAKE_PTR(cg));
 
 	/* Leftover of a crashed build: removed, then reported absent. */
 	CU_ASSERT_EQUAL(cgroup_build_create(r, name, NULL, &cg, &e), 0);
@@ -183,12 +184,77 @@ static void test_live(void)
 	CU_ASSERT_EQUAL(cgroup_build_remove_leftover(r, name, &e), 0);
 }
 
+/* A pure v1 host, simulated by hiding the v2 mount: tracking and limits in v1. */
+static void test_live_v1_only(void)
+{
+	cleanup_error struct nib_error *e = NULL;
+	cleanup_cgroup_root struct cgroup_root *r = NULL;
+	cleanup_cgroup_build struct cgroup_build *cg = NULL;
+	cleanup_free char *mi = NULL, *self = NULL, *v1_only = NULL, *dir = NULL;
+	struct cgroup_limits lim = { .pids_max = 8 };
+	struct cgroup_stats st;
+	struct stat sb;
+	int status;
+	pid_t pid;
+	size_t len = 0;
+
+	if (geteuid() != 0 ||
+	    read_file_at(AT_FDCWD, "/proc/self/mountinfo", 1 << 22, &mi, NULL, &e) < 0 ||
+	    read_file_at(AT_FDCWD, "/proc/self/cgroup", 1 << 20, &self, NULL, &e) < 0)
+		return;
+	v1_only = xcalloc(1, strlen(mi) + 1);
+	for (char *line = mi, *nl; line != NULL && *line != '\0'; line = nl ? nl + 1 : NULL) {
+		nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		if (strstr(line, " - cgroup2 ") == NULL)
+			len += (size_t)snprintf(v1_only + len, strlen(line) + 2, "%s\n", line);
+	}
+	CU_ASSERT_EQUAL(cgroup_root_parse(v1_only, self, NULL, &r, &e), 0);
+	if (r == NULL || cgroup_root_v1_dir(r, "pids") == NULL) {
+		fprintf(stderr, "\n  (needs a v1 pids hierarchy: skipped)\n");
+		return;
+	}
+	CU_ASSERT_FALSE(cgroup_root_has_v2(r));
+	CU_ASSERT_EQUAL(cgroup_build_create(r, "nib-unit-v1", &lim, &cg, &e), 0);
+	if (cg == NULL) {
+		fprintf(stderr, "\n  %s\n", e->msg);
+		return;
+	}
+	CU_ASSERT_EQUAL(cgroup_build_v2_fd(cg), -1);
+	dir = path_join(cgroup_root_v1_dir(r, "pids"), "nib-unit-v1");
+	pid = fork();
+	if (pid == 0) {
+		/* Wait to be moved, then fork more than the limit allows and sleep. */
+		usleep(50000);
+		for (int i = 0; i < 20; i++)
+			if (fork() == 0) {
+				setsid();
+				for (;;)
+					pause();
+			}
+		for (;;)
+			pause();
+	}
+	CU_ASSERT_EQUAL(cgroup_build_attach(cg, pid, false, &e), 0);
+	usleep(300000);
+	CU_ASSERT_EQUAL(cgroup_build_stats(cg, &st, &e), 0);
+	CU_ASSERT(st.pids_max_hits > 0);
+	CU_ASSERT_FALSE(st.have_cpu);
+	CU_ASSERT_EQUAL(cgroup_build_destroy(cg, &e), 0);
+	CU_ASSERT_PTR_NULL(e);
+	CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+	CU_ASSERT(WIFSIGNALED(status));
+	CU_ASSERT_EQUAL(stat(dir, &sb), -1);
+}
+
 static CU_TestInfo tests[] = {
 	{ "hybrid v1/v2 host", test_parse_hybrid },
 	{ "pure v2 host and configured parents", test_parse_pure_v2 },
 	{ "subtree mounts and escapes", test_parse_subtree_mount },
 	{ "no cgroups: clear unsupported errors", test_no_cgroups },
 	{ "live: create, attach, stats, kill, destroy", test_live },
+	{ "live: a v1-only host tracks, limits and kills in v1", test_live_v1_only },
 	CU_TEST_INFO_NULL,
 };
 

@@ -1081,6 +1081,14 @@ static void test_types(void)
 		enum drv_type t;
 		CU_ASSERT_EQUAL(derivation_type(d, &t, &e), -1);
 		CU_ASSERT(e && strstr(e->msg, "has no outputs"));
+		nib_error_clear(&e);
+		d->outputs = xcalloc(1, sizeof(*d->outputs));
+		d->outputs[0].name = xstrdup("out");
+		d->outputs[0].kind = (enum drv_output_kind)99;
+		d->n_outputs = 1;
+		CU_ASSERT_EQUAL(derivation_type(d, &t, &e), -1);
+		CU_ASSERT(e &&
+			  strstr(e->msg, "output 'out' of derivation '?' has an invalid kind"));
 	}
 }
 
@@ -1271,6 +1279,30 @@ static void test_store_path_text(void)
 	CU_ASSERT_STRING_EQUAL(text, SIMPLE);
 }
 
+static void test_references(void)
+{
+	const struct vset *s = &sets[0];
+	cleanup_derivation struct derivation *d =
+		load_drv(s, "n1q3m0q0ps04fgavmcjbd8y01kyd68m0-chain-top.drv", NULL, 0);
+	cleanup_derivation struct derivation *i =
+		load_drv(s, "9lbh98jsq2nk6siaxyvmqil31z22fd3g-input-srcs.drv", NULL, 0);
+	cleanup_strv char **r1 = NULL;
+	cleanup_strv char **r2 = NULL;
+
+	if (d == NULL || i == NULL) {
+		CU_FAIL("vectors");
+		return;
+	}
+	r1 = derivation_references(d);
+	CU_ASSERT_EQUAL(strv_length(r1), 2);
+	CU_ASSERT_STRING_EQUAL(r1[0], DRVA);
+	CU_ASSERT_STRING_EQUAL(r1[1], DRVB);
+	r2 = derivation_references(i);
+	CU_ASSERT_EQUAL(strv_length(r2), 4);
+	for (size_t k = 1; k < strv_length(r2); k++)
+		CU_ASSERT(strcmp(r2[k - 1], r2[k]) < 0);
+}
+
 static void test_print_json_many(void)
 {
 	cleanup_derivation struct derivation *d = parse_simple();
@@ -1361,6 +1393,7 @@ static CU_TestInfo api_tests[] = {
 	{ "check errors", test_check_errors },
 	{ "store path and text", test_store_path_text },
 	{ "print several", test_print_json_many },
+	{ "references", test_references },
 	{ "required features", test_required_features },
 	{ "structured attrs dump", test_structured_dump },
 	CU_TEST_INFO_NULL,

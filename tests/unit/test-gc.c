@@ -32,8 +32,14 @@
 #define A P("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "a")
 #define B P("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "b")
 #define C P("cccccccccccccccccccccccccccccccc", "c")
-#define DRV P("dddddddddddddddddddddddddddddddd", "o.drv")
-#define OUT P("ffffffffffffffffffffffffffffffff", "o")
+/* A derivation made by Nix 2.8 (tests/data/derivations) and its output. */
+#define DRV P("3ghsl9sd83mc26i81adpa2fzf3yw4f68", "simple.drv")
+#define OUT P("94f9f6i31zwzwbf0kclq1naqxxi4c7v9", "simple")
+#define DRV_TEXT                                                                           \
+	"Derive([(\"out\",\"" OUT                                                          \
+	"\",\"\",\"\")],[],[],\"x86_64-linux\",\"/bin/sh\",[\"-c\",\"echo "                \
+	"hello > $out\"],[(\"builder\",\"/bin/sh\"),(\"name\",\"simple\"),(\"out\",\"" OUT \
+	"\"),(\"system\",\"x86_64-linux\")])"
 
 static char *tmp;
 static struct settings *settings;
@@ -318,7 +324,7 @@ static void test_keep_derivations(void)
 	struct store_gc_result res = { 0 };
 	struct store *s = open_store();
 
-	if (s == NULL || reg(s, DRV, "Derive()", NULL, NULL, NULL) < 0 ||
+	if (s == NULL || reg(s, DRV, DRV_TEXT, NULL, NULL, NULL) < 0 ||
 	    reg(s, OUT, "o", NULL, NULL, DRV) < 0) {
 		CU_FAIL("setup");
 		store_close(s);
@@ -336,6 +342,70 @@ static void test_keep_derivations(void)
 	CU_ASSERT_EQUAL(res.paths, 1);
 	CU_ASSERT(!exists(DRV) && exists(OUT));
 	store_close(s);
+}
+
+static void test_keep_outputs(void)
+{
+	cleanup_strbuf struct strbuf list = STRBUF_INIT;
+	cleanup_error struct nib_error *e = NULL;
+	cleanup_strv char **names = NULL, **outs = NULL, **derivers = NULL;
+	struct store_gc_result res = { 0 };
+	struct store *s = open_store();
+
+	if (s == NULL || reg(s, DRV, DRV_TEXT, NULL, NULL, NULL) < 0 ||
+	    reg(s, OUT, "o", NULL, NULL, DRV) < 0) {
+		CU_FAIL("setup");
+		store_close(s);
+		return;
+	}
+	/* Registering the .drv recorded its outputs. */
+	CU_ASSERT_EQUAL(store_query_derivation_outputs(s, DRV, &names, &outs, &e), 0);
+	CU_ASSERT(strv_length(outs) == 1 && STREQ(names[0], "out") && STREQ(outs[0], OUT));
+	CU_ASSERT_EQUAL(store_query_valid_derivers(s, OUT, &derivers, &e), 0);
+	CU_ASSERT(strv_length(derivers) == 1 && STREQ(derivers[0], DRV));
+	root_link("d", DRV);
+	store_close(s);
+
+	settings->keep_outputs = true;
+	s = open_store();
+	CU_ASSERT_EQUAL(gc(s, false, 0, &list, &res), 0);
+	CU_ASSERT_EQUAL(res.paths, 0);
+	store_close(s);
+
+	settings->keep_outputs = false;
+	s = open_store();
+	CU_ASSERT_EQUAL(gc(s, false, 0, &list, &res), 0);
+	CU_ASSERT_EQUAL(res.paths, 1);
+	CU_ASSERT(exists(DRV) && !exists(OUT));
+	store_close(s);
+}
+
+static void test_bad_drv_refused(void)
+{
+	cleanup_store struct store *s = open_store();
+	cleanup_error struct nib_error *e = NULL;
+	cleanup_free char *real = NULL;
+	struct store_path_info info = { 0 };
+	/* The output path does not belong to this derivation. */
+	char text[] = DRV_TEXT;
+	char *o = strstr(text, "94f9f6");
+
+	if (s == NULL || o == NULL) {
+		CU_FAIL("setup");
+		return;
+	}
+	o[0] = '0';
+	real = real_of(DRV);
+	test_write_file(real, text);
+	info.path = (char *)DRV;
+	CU_ASSERT_EQUAL(nar_hash_path(real, &info.nar_hash, &info.nar_size, &e), 0);
+	CU_ASSERT_EQUAL(local_store_register_valid_paths(s, &info, 1, &e), -1);
+	CU_ASSERT(e && strstr(e->msg, "expected"));
+	nib_error_clear(&e);
+	CU_ASSERT_EQUAL(store_is_valid(s, DRV, &e), 0);
+	test_write_file(real, "not a derivation");
+	CU_ASSERT_EQUAL(local_store_register_valid_paths(s, &info, 1, &e), -1);
+	CU_ASSERT_EQUAL(store_is_valid(s, DRV, &e), 0);
 }
 
 static void test_delete_specific(void)
@@ -483,6 +553,8 @@ static CU_TestInfo tests[] = {
 	{ "temporary roots", test_temp_roots },
 	{ "indirect roots", test_indirect_root },
 	{ "keep-derivations", test_keep_derivations },
+	{ "keep-outputs and derivation outputs", test_keep_outputs },
+	{ "a .drv with wrong outputs is not registered", test_bad_drv_refused },
 	{ "delete specific paths", test_delete_specific },
 	{ "stale temporaries, locks and leftovers", test_stale_files },
 	{ "collector racing a writer", test_gc_races_writer },

@@ -135,6 +135,59 @@ static void test_base32_roundtrip(void)
 	}
 }
 
+/*
+ * Nix 2.8 normalised these outputHash values (base-32, SRI, prefixed) into
+ * the hex digests of the .drv files in tests/data/derivations; both
+ * directions must agree with it, for every digest size.
+ */
+static void test_nix_vectors(void)
+{
+	static const struct {
+		const char *given, *hex;
+		enum hash_enc_check {
+			B32,
+			SRI
+		} back;
+	} v[] = {
+		{ "md5:56cxf1akjnr3sk904c4rhy9m4x", "9dd4e461268c8034f5c8564e155c67a6", B32 },
+		{ "sha1:f8h5qy03cm8knz7xmamq8a9aqn7avxhi",
+		  "11f6ad8ec52a2984abaafd7c3b516503785c2072", B32 },
+		{ "sha256:0mdqa9w1p6cmli6976v4wi0sw9r4p5prkj7lzfd1877wk11c9c73",
+		  "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", B32 },
+		{ "sha512:"
+		  "1igw6jma2fig1c5x21kji2p42s4z47c4y4li0mhvlwcngg44qvc32r3i7d44gmlz2br4ifmni97"
+		  "z4parhgkml8mh612smj9ii2d9ax4",
+		  "a4abd4448c49562d828115d13a1fccea927f52b4d5459297f8b43e42da89238bc13626e43dcb38dd"
+		  "b08"
+		  "2488927ec904fb42057443983e88585179d50551afe62",
+		  B32 },
+		{ "sha512-z4PhNX7vuL3xVChQ1m2AB9Yg5AULVxXcg/"
+		  "SpIdNs6c5H0NE8XYXysP+DGNKHfuwvY7kxvUdBeoGl"
+		  "ODJ6+SfaPg==",
+		  "cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0"
+		  "ff8"
+		  "318d2877eec2f63b931bd47417a81a538327af927da3e",
+		  SRI },
+		{ "sha256-LKC4zplvhl2zdhm/6RAjVZMFqtgVgEL8bdsO8dQ8W2c=",
+		  "2ca0b8ce996f865db37619bfe91023559305aad8158042fc6ddb0ef1d43c5b67", SRI },
+	};
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		cleanup_error struct nib_error *e = NULL;
+		cleanup_free char *hex = NULL, *back = NULL;
+		struct hash h;
+
+		CU_ASSERT_EQUAL(hash_parse(v[i].given, 0, &h, &e), 0);
+		if (e != NULL)
+			continue;
+		hex = hash_to_string(&h, HASH_ENC_BASE16, false);
+		CU_ASSERT_STRING_EQUAL(hex, v[i].hex);
+		back = hash_to_string(&h, v[i].back == B32 ? HASH_ENC_BASE32 : HASH_ENC_SRI,
+				      v[i].back == B32);
+		CU_ASSERT_STRING_EQUAL(back, v[i].given);
+	}
+}
+
 static CU_TestInfo tests[] = {
 	{ "digests", test_digests },
 	{ "encodings", test_encodings },
@@ -142,6 +195,7 @@ static CU_TestInfo tests[] = {
 	{ "parse rejects", test_parse_rejects },
 	{ "incremental and fold", test_incremental_and_fold },
 	{ "base32 round trip", test_base32_roundtrip },
+	{ "Nix 2.8 vectors", test_nix_vectors },
 	CU_TEST_INFO_NULL,
 };
 

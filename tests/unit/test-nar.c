@@ -405,6 +405,113 @@ static void test_dump_sink_error(void)
 	CU_ASSERT(e && strstr(e->msg, "sink failed"));
 }
 
+struct counting_sink {
+	unsigned calls, fail_at;
+	struct strbuf sb;
+};
+
+static int counting_sink_fn(void *userdata, const void *data, size_t len, struct nib_error **err)
+{
+	struct counting_sink *c = userdata;
+
+	if (++c->calls == c->fail_at)
+		return nib_error_set(err, NIB_E_SYS, EPIPE, "sink failed at call %u", c->calls);
+	strbuf_add(&c->sb, data, len);
+	return 0;
+}
+
+static void fill_pattern(char *buf, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (char)((i * 131 + seed * 7 + (i >> 9)) & 0xff);
+}
+
+static int write_bytes(const char *path, const char *data, size_t n, mode_t mode)
+{
+	cleanup_close int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	cleanup_error struct nib_error *e = NULL;
+
+	if (fd < 0)
+		return -1;
+	return write_full(fd, data, n, &e);
+}
+
+/* Many buffers' worth of data in a tree and in one big file, against archives built by hand. */
+static void test_dump_many_buffers(void)
+{
+	static const size_t sizes[] = { 700001, 1, 1300000, 300000 };
+	cleanup_free char *dir = xasprintf("%s/big", tmp);
+	cleanup_free char *sub = xasprintf("%s/big/sub", tmp);
+	cleanup_free char *single = xasprintf("%s/single", tmp);
+	cleanup_strbuf struct strbuf want = STRBUF_INIT, want1 = STRBUF_INIT;
+	char *data[4];
+	cleanup_free char *five = xmalloc(5 << 20);
+	const char *names[] = { "a", "b", "c", "d" };
+
+	CU_ASSERT_EQUAL(mkdir(dir, 0755), 0);
+	CU_ASSERT_EQUAL(mkdir(sub, 0755), 0);
+	put(&want, "nix-archive-1");
+	puts_(&want, "(", "type", "directory", NULL);
+	for (int i = 0; i < 4; i++) {
+		cleanup_free char *p =
+			i == 3 ? xasprintf("%s/sub/d", dir) : xasprintf("%s/%s", dir, names[i]);
+		data[i] = xmalloc(sizes[i]);
+		fill_pattern(data[i], sizes[i], (unsigned)i);
+		CU_ASSERT_EQUAL(write_bytes(p, data[i], sizes[i], i == 2 ? 0755 : 0644), 0);
+		if (i == 3) {
+			put_entry_start(&want, "sub", 3);
+			puts_(&want, "(", "type", "directory", NULL);
+			put_entry_start(&want, "d", 1);
+		} else {
+			put_entry_start(&want, names[i], 1);
+		}
+		puts_(&want, "(", "type", "regular", NULL);
+		if (i == 2)
+			puts_(&want, "executable", "", NULL);
+		put(&want, "contents");
+		put_str(&want, data[i], sizes[i]);
+		puts_(&want, ")", ")", NULL);
+		if (i == 3)
+			puts_(&want, ")", ")", NULL);
+		free(data[i]);
+	}
+	put(&want, ")");
+
+	fill_pattern(five, 5 << 20, 9);
+	CU_ASSERT_EQUAL(write_bytes(single, five, 5 << 20, 0644), 0);
+	put(&want1, "nix-archive-1");
+	puts_(&want1, "(", "type", "regular", "contents", NULL);
+	put_str(&want1, five, 5 << 20);
+	put(&want1, ")");
+
+	for (int k = 0; k < 2; k++) {
+		const char *path = k == 0 ? dir : single;
+		const struct strbuf *w = k == 0 ? &want : &want1;
+		cleanup_strbuf struct strbuf got = STRBUF_INIT;
+		cleanup_error struct nib_error *e = NULL;
+		struct hash h, hw;
+		uint64_t size = 0;
+
+		CU_ASSERT_EQUAL(nar_dump_at(AT_FDCWD, path, sb_sink, &got, &e), 0);
+		CU_ASSERT(got.len == w->len && memcmp(got.buf, w->buf, w->len) == 0);
+		CU_ASSERT_EQUAL(nar_hash_path(path, &h, &size, &e), 0);
+		hash_buffer(HASH_SHA256, w->buf, w->len, &hw);
+		CU_ASSERT(hash_equal(&h, &hw));
+		CU_ASSERT_EQUAL(size, w->len);
+		/* A failing sink stops the walk at once and its error is the one reported. */
+		for (unsigned fail_at = 1; fail_at <= 4; fail_at++) {
+			cleanup_error struct nib_error *e2 = NULL;
+			struct counting_sink c = { .fail_at = fail_at, .sb = STRBUF_INIT };
+			cleanup_free char *msg = xasprintf("sink failed at call %u", fail_at);
+
+			CU_ASSERT_EQUAL(nar_dump_at(AT_FDCWD, path, counting_sink_fn, &c, &e2), -1);
+			CU_ASSERT(e2 && strstr(e2->msg, msg) != NULL);
+			CU_ASSERT_EQUAL(c.calls, fail_at);
+			strbuf_release(&c.sb);
+		}
+	}
+}
+
 static void test_hash_at_with_refscan(void)
 {
 	static const char hashpart[] = "0ip26j2h11n1kgkz36rl4akv694yz65h";
@@ -794,6 +901,7 @@ static CU_TestInfo dump_tests[] = {
 	{ "top-level symlink is not followed", test_dump_top_symlink_not_followed },
 	{ "special files and missing paths are errors", test_dump_errors },
 	{ "sink errors propagate", test_dump_sink_error },
+	{ "trees and big files spanning many buffers", test_dump_many_buffers },
 	{ "hash plus refscan in one pass", test_hash_at_with_refscan },
 	CU_TEST_INFO_NULL,
 };

@@ -18,7 +18,8 @@
 /* String literals for argv/envp, which are char *const * like execve's. */
 #define S(lit) ((char *)(lit))
 #define BUSYBOX "/bin/busybox"
-#define FIRST_ID (872415232U + 123U * 262144U)
+/* A test range away from the default start-id (see tests/integration/sandbox-lib.sh). */
+#define FIRST_ID (0x70000000U + 123U * 262144U)
 
 static char *dir, *root_dir, *build_dir, *out_dir;
 static char *env[] = { S("PATH=/path-not-set"), S("HOME=/homeless-shelter"), NULL };
@@ -154,6 +155,16 @@ static void test_invalid_specs(void)
 	b[1] = (struct sandbox_bind){ .target = "/x", .source = "/usr" };
 	s.n_binds = 2;
 	expect_invalid(&s, NIB_E_INVALID, "given twice with different sources");
+
+	/* Leftovers in the output directory could redirect mountpoint creation. */
+	if (out_dir != NULL) {
+		cleanup_free char *junk = path_join(out_dir, "junk");
+		base_spec(&s, argv);
+		s.output_dir = out_dir;
+		CU_ASSERT_EQUAL(symlink("/etc", junk), 0);
+		expect_invalid(&s, NIB_E_INVALID, "is not empty");
+		unlink(junk);
+	}
 }
 
 static bool check_live(void)
@@ -268,8 +279,7 @@ static void test_errors(void)
 		CU_ASSERT_EQUAL(e->sys_errno, ENOENT);
 		CU_ASSERT_STRING_EQUAL(e->msg,
 				       "sandbox setup failed at 'mounting the root tmpfs on "
-				       "'/nonexistent-nib-root'': No such file or "
-				       "directory");
+				       "/nonexistent-nib-root': No such file or directory");
 	}
 	CU_ASSERT_PTR_NULL(sb);
 }

@@ -302,10 +302,14 @@ static void test_add_nar(void)
 	nib_error_clear(&e);
 	CU_ASSERT_EQUAL(store_is_valid(s, PATH_D, &e), 0);
 
+	/* The archive inside a longer stream: only its bytes are read. */
+	strbuf_addstr(&nar, "TRAILER");
 	m = (struct mem_source){ nar.buf, nar.len };
 	CU_ASSERT_EQUAL(store_add_nar(s, &info, mem_read, &m, 0, &e), 0);
 	if (e)
 		fprintf(stderr, "%s\n", e->msg);
+	CU_ASSERT_EQUAL(m.left, 7);
+	strbuf_setlen(&nar, nar.len - 7);
 	CU_ASSERT_EQUAL(store_is_valid(s, PATH_D, &e), 1);
 	CU_ASSERT_EQUAL(lstat(real, &st), 0);
 	CU_ASSERT_EQUAL(st.st_mode & 07777, 0555);
@@ -536,7 +540,13 @@ static void test_readonly_and_schema_errors(void)
 	nib_error_clear(&e);
 	CU_ASSERT_EQUAL(write_file_atomic_at(AT_FDCWD, schema, "10", 2, 0644, false, &e), 0);
 
-	/* A damaged database file. */
+	/* A damaged database file (and no write-ahead log to read pages from). */
+	{
+		cleanup_free char *wal = xasprintf("%s-wal", dbfile),
+				  *shm = xasprintf("%s-shm", dbfile);
+		unlink(wal);
+		unlink(shm);
+	}
 	CU_ASSERT_EQUAL(write_file_atomic_at(AT_FDCWD, dbfile,
 					     "garbage garbage garbage garbage "
 					     "garbage garbage garbage garbage garbage garbage",
