@@ -917,8 +917,11 @@ static int op_add_to_store_nar(struct serve_ctx *sc, struct proto_request *req,
 		struct proto_framed_source src;
 		proto_framed_source_init(&src, sc->conn, 0);
 		r = store_add_nar(sc->store, &info, proto_framed_read, &src, flags, err);
-		if (r < 0 && !src.eof && proto_framed_drain(&src, NULL) < 0)
+		/* The store may stop at the NAR's end: the frames' terminator is still ours to read. */
+		if (!src.eof && proto_framed_drain(&src, r < 0 ? NULL : err) < 0) {
 			fatal = true;
+			r = -1;
+		}
 	} else if (sc->version >= PROTO_VERSION(1, 21)) {
 		r = add_inline_nar(sc, &info, proto_tunnel_read, sc->conn, flags, &fatal, err);
 	} else {
