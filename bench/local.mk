@@ -29,3 +29,10 @@ noinst_PROGRAMS += %reldir%/sandbox-bench
 
 # NAR throughput: bench/nar-bench.sh (against openssl dgst in the same run).
 EXTRA_DIST += %reldir%/nar-bench.sh
+
+# Daemon benchmark: bench/daemon.sh runs it against a nib-daemon in a temporary root.
+noinst_PROGRAMS += %reldir%/daemon-bench
+%canon_reldir%_daemon_bench_SOURCES = %reldir%/daemon-bench.c
+%canon_reldir%_daemon_bench_CPPFLAGS = $(AM_CPPFLAGS) $(NIB_DEPCFLAGS)
+%canon_reldir%_daemon_bench_LDADD = $(NIB_LIBS)
+EXTRA_DIST += %reldir%/daemon.sh

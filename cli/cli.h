@@ -71,11 +71,18 @@ DEFINE_CLEANUP_FUNC(cJSON, cJSON_Delete)
 struct store;
 
 /*
- * Open the store selected by the settings and --store (only the local store
- * today).  query_only: fall back to opening it read-only when it cannot be
+ * Open the store selected by the settings and --store (the local store or
+ * the daemon, see cli_use_daemon).  query_only: fall back to opening it read-only when it cannot be
  * written.  Reports the error itself; returns EXIT_OK or EXIT_FAILURE_NIB.
  */
 int cli_open_store(struct cli_ctx *ctx, bool query_only, struct store **ret);
+
+/*
+ * Does this invocation talk to the daemon?  --store daemon / NIB_REMOTE=daemon
+ * yes, --store local no; otherwise yes when the daemon socket exists and the
+ * caller is not root.
+ */
+bool cli_use_daemon(struct cli_ctx *ctx);
 
 /*
  * Turn a command-line argument into a store path: a store path, a path
@@ -104,5 +111,6 @@ int cmd_hash_path(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_build(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_log(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_slots(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_daemon_status(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_slots_release(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_slots_reclaim(struct cli_ctx *ctx, int argc, char **argv);

@@ -14,6 +14,7 @@
 
 #include "build.h"
 #include "cli.h"
+#include "remote-store.h"
 #include "derivation-store.h"
 #include "path.h"
 #include "store.h"
@@ -299,6 +300,11 @@ int cmd_build(struct cli_ctx *ctx, int argc, char **argv)
 	if (ctx->json)
 		ui.results = results = cJSON_CreateArray();
 
+	if (store_is_remote(store)) {
+		/* The daemon builds; leaving (SIGINT) cancels there. */
+		r = remote_store_build(store, drvs, strv_length(drvs), &cb, &err);
+		goto done;
+	}
 	if (pipe2(cancel_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
 		nib_error_errno(&err, "cannot create a pipe");
 		return cli_report_error(ctx, err);
@@ -318,6 +324,7 @@ int cmd_build(struct cli_ctx *ctx, int argc, char **argv)
 	close(cancel_pipe[0]);
 	close(cancel_pipe[1]);
 	cancel_pipe[0] = cancel_pipe[1] = -1;
+done:
 	clear_line(&ui);
 
 	if (ctx->json) {

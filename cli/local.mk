@@ -15,5 +15,6 @@ nib_SOURCES = \
 	%reldir%/cmd-nar.c \
 	%reldir%/cmd-hash.c \
 	%reldir%/cmd-slots.c \
+	%reldir%/cmd-daemon.c \
 	%reldir%/cmd-build.c \
 	%reldir%/cmd-log.c

@@ -57,6 +57,8 @@ static const struct cli_command commands[] = {
 	{ "hash path", cmd_hash_path,
 	  "[--type ALGO] [--sri|--base16|--base32|--base64] [--json] PATH...",
 	  "print the hash of the NAR of each PATH (default: SHA-256, SRI)" },
+	{ "daemon status", cmd_daemon_status, "[--json]",
+	  "show what nib-daemon is doing: connections, running builds, held slots" },
 	{ "slots", cmd_slots, "[--json]",
 	  "list the UID slots in use, held or stale, with a summary of the pool" },
 	{ "slots release", cmd_slots_release, "N",

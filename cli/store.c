@@ -10,19 +10,33 @@
 
 #include "cli.h"
 #include "local-store.h"
+#include "remote-store.h"
 #include "store.h"
 #include "util.h"
 #include "banned.h"
+
+bool cli_use_daemon(struct cli_ctx *ctx)
+{
+	cleanup_free char *sock = NULL;
+	struct stat st;
+
+	if (ctx->store_mode != CLI_STORE_AUTO)
+		return ctx->store_mode == CLI_STORE_DAEMON;
+	if (geteuid() == 0)
+		return false;
+	sock = settings_daemon_socket_path(ctx->settings);
+	return stat(sock, &st) == 0 && S_ISSOCK(st.st_mode);
+}
 
 int cli_open_store(struct cli_ctx *ctx, bool query_only, struct store **ret)
 {
 	cleanup_error struct nib_error *err = NULL;
 	int r;
 
-	if (ctx->store_mode == CLI_STORE_DAEMON) {
-		nib_error_set(&err, NIB_E_UNSUPPORTED, 0,
-			      "talking to the daemon is not available yet; use '--store local'");
-		return cli_report_error(ctx, err);
+	if (cli_use_daemon(ctx)) {
+		if (remote_store_open(ctx->settings, NULL, ret, &err) < 0)
+			return cli_report_error(ctx, err);
+		return EXIT_OK;
 	}
 	r = local_store_open(ctx->settings, 0, ret, &err);
 	/* Someone who may not write the store can still look at it. */

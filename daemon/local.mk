@@ -2,4 +2,13 @@ bin_PROGRAMS += nib-daemon
 nib_daemon_CPPFLAGS = $(AM_CPPFLAGS) $(NIB_DEPCFLAGS)
 nib_daemon_LDADD = $(NIB_LIBS)
 nib_daemon_SOURCES = \
-	%reldir%/main.c
+	%reldir%/main.c \
+	%reldir%/peer.c %reldir%/peer.h
+
+# systemd units (socket activation): installed under $(systemdunitdir).
+systemdunitdir = $(prefix)/lib/systemd/system
+systemdunit_DATA = %reldir%/nib-daemon.service %reldir%/nib-daemon.socket
+EXTRA_DIST += %reldir%/nib-daemon.service.in %reldir%/nib-daemon.socket %reldir%/README-daemon.md
+CLEANFILES += %reldir%/nib-daemon.service
+%reldir%/nib-daemon.service: %reldir%/nib-daemon.service.in
+	$(AM_V_GEN)$(MKDIR_P) %reldir% && sed 's|NIB_BINDIR|$(bindir)|g' $< >$@

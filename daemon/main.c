@@ -1,28 +1,248 @@
 /*
  * nib-daemon - the multi-user build daemon.
  *
- * Process skeleton: settings, logging, readiness, signal handling through
- * signalfd.  Serving the worker protocol on a socket is not part of this
- * file yet.
+ * Listens on the daemon socket (or a socket passed by systemd), forks one
+ * process per connection (its own session, its own store handle), which
+ * authenticates the peer (peer.h) and serves the worker protocol
+ * (serve.h).  The parent only accepts, counts and reaps.  --stdio serves one
+ * connection on stdin/stdout.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "local-store.h"
 #include "log.h"
+#include "peer.h"
+#include "protocol.h"
+#include "serve.h"
 #include "settings.h"
+#include "store.h"
+#include "strbuf.h"
 #include "uid-pool.h"
 #include "util.h"
 #include "banned.h"
+
+/* Seconds connection processes get after SIGTERM before SIGKILL. */
+#define DAEMON_GRACE_SEC 10
+
+struct child {
+	pid_t pid;
+	bool counted; /* a served connection (not a refusal) */
+	uint64_t conn_no;
+	uid_t uid;
+	int64_t since; /* seconds since the epoch */
+};
+
+static struct child *children;
+static size_t n_children, cap_children;
+static size_t n_served;
+static pid_t daemon_pid;
+
+static void child_add(pid_t pid, bool counted, uint64_t conn_no, uid_t uid)
+{
+	if (n_children == cap_children) {
+		cap_children = cap_children ? cap_children * 2 : 16;
+		children = xreallocarray(children, cap_children, sizeof(*children));
+	}
+	children[n_children++] = (struct child){ pid, counted, conn_no, uid,
+						 (int64_t)(now_realtime_usec() / 1000000) };
+	if (counted)
+		n_served++;
+}
+
+/* In a connection process: the client socket, for the SIGTERM handler. */
+static int conn_fd_for_signal = -1;
+
+/*
+ * SIGTERM in a connection process (the daemon stopping, or dying: see
+ * PR_SET_PDEATHSIG): shut the socket's reading side.  The build scheduler
+ * watches the socket as its cancel signal, so running builds are killed
+ * and cleaned up and their slots released; then the request loop sees the
+ * end of input and the process exits normally.
+ */
+static void on_conn_term(int sig)
+{
+	(void)sig;
+	if (conn_fd_for_signal >= 0)
+		shutdown(conn_fd_for_signal, SHUT_RD);
+}
+
+/*
+ * The status file <state-dir>/daemon/status.json (see README-daemon.md),
+ * rewritten atomically whenever a connection starts or ends; `nib daemon
+ * status` reads it together with the UID pool.
+ */
+static char *status_path;
+static int status_fd = -1;
+static int64_t started_at;
+static uint64_t total_conns;
+
+static void write_status(const struct settings *s, const char *socket_path)
+{
+	cleanup_strbuf struct strbuf sb = STRBUF_INIT;
+
+	if (status_path == NULL)
+		return;
+	strbuf_addf(&sb,
+		    "{\"pid\":%d,\"started\":%lld,\"socket\":\"%s\",\"maxJobs\":%lld,"
+		    "\"maxConnections\":%lld,\"totalConnections\":%llu,\"connections\":[",
+		    (int)getpid(), (long long)started_at, socket_path, (long long)s->max_jobs,
+		    (long long)s->max_connections, (unsigned long long)total_conns);
+	for (size_t i = 0, k = 0; i < n_children; i++) {
+		if (!children[i].counted)
+			continue;
+		strbuf_addf(&sb, "%s{\"id\":%llu,\"pid\":%d,\"uid\":%u,\"since\":%lld}",
+			    k++ ? "," : "", (unsigned long long)children[i].conn_no,
+			    (int)children[i].pid, (unsigned)children[i].uid,
+			    (long long)children[i].since);
+	}
+	strbuf_addstr(&sb, "]}\n");
+	/*
+	 * Rewritten in place (no new inode per connection: creating and
+	 * renaming a file each time halved the connection rate); a reader
+	 * that catches it half-written retries.
+	 */
+	if (status_fd < 0)
+		status_fd = open(status_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (status_fd < 0 || pwrite(status_fd, sb.buf, sb.len, 0) != (ssize_t)sb.len ||
+	    ftruncate(status_fd, (off_t)sb.len) < 0)
+		log_debug("cannot write the status file '%s': %s", status_path, strerror(errno));
+}
+
+static void reap(void)
+{
+	for (;;) {
+		int status;
+		pid_t pid = waitpid(-1, &status, WNOHANG);
+		if (pid <= 0)
+			return;
+		for (size_t i = 0; i < n_children; i++) {
+			if (children[i].pid != pid)
+				continue;
+			if (children[i].counted)
+				n_served--;
+			children[i] = children[--n_children];
+			break;
+		}
+		if (WIFSIGNALED(status))
+			log_warning("connection process %d killed by signal %d", (int)pid,
+				    WTERMSIG(status));
+	}
+}
+
+/* The connection process: authenticate, open the store, serve. */
+static int serve_child(const struct settings *settings, int in_fd, int out_fd,
+		       const struct peer_cred *cred, uint64_t conn_no, bool refuse_busy)
+{
+	cleanup_error struct nib_error *err = NULL;
+	cleanup_settings struct settings *mine = settings_copy(settings);
+	cleanup_proto_conn struct proto_conn *conn = proto_conn_new_fd(in_fd, out_fd, true);
+	cleanup_store struct store *store = NULL;
+	cleanup_free char *tag =
+		xasprintf("conn %llu uid=%u", (unsigned long long)conn_no, (unsigned)cred->uid);
+	struct serve_peer peer = {
+		.pid = cred->pid, .uid = cred->uid, .gid = cred->gid, .tag = tag
+	};
+
+	if (refuse_busy) {
+		log_warning("%s: refused: too many connections", tag);
+		serve_refuse(conn, PROTO_TRUST_UNKNOWN,
+			     "the nib daemon has too many connections (max-connections); try "
+			     "again later",
+			     NULL);
+		return 1;
+	}
+	if (peer_authorise(cred, mine, &peer.trusted, &err) < 0) {
+		log_warning("%s: refused: %s", tag, err->msg);
+		serve_refuse(conn, PROTO_TRUST_NOT_TRUSTED, err->msg, NULL);
+		return 1;
+	}
+	log_info("%s: connected (user %s, pid %d, %s)", tag, cred->user, (int)cred->pid,
+		 peer.trusted ? "trusted" : "untrusted");
+	if (local_store_open(mine, 0, &store, &err) < 0) {
+		log_error("%s: %s", tag, err->msg);
+		serve_refuse(conn, peer.trusted ? PROTO_TRUST_TRUSTED : PROTO_TRUST_NOT_TRUSTED,
+			     err->msg, NULL);
+		return 1;
+	}
+	if (serve_connection(store, mine, conn, &peer, &err) < 0) {
+		log_info("%s: closed: %s", tag, err->msg);
+		return 1;
+	}
+	log_debug("%s: closed", tag);
+	return 0;
+}
+
+/* A listening socket at path: directory 0755, socket 0666, stale socket removed. */
+static int listen_unix(const char *path, struct nib_error **err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	cleanup_free char *dir = xstrdup(path);
+	cleanup_close int fd = -1;
+	char *slash = strrchr(dir, '/');
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return nib_error_set(err, NIB_E_INVALID, 0, "socket path '%s' is too long", path);
+	if (slash != NULL && slash != dir) {
+		*slash = '\0';
+		if (mkdir_p(dir, 0755, err) < 0)
+			return -1;
+		if (chmod(dir, 0755) < 0)
+			return nib_error_errno(err, "cannot chmod '%s'", dir);
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return nib_error_errno(err, "cannot create a socket");
+	if (unlink(path) < 0 && errno != ENOENT)
+		return nib_error_errno(err, "cannot remove the stale socket '%s'", path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return nib_error_errno(err, "cannot bind to '%s'", path);
+	if (chmod(path, 0666) < 0)
+		return nib_error_errno(err, "cannot chmod '%s'", path);
+	if (listen(fd, 128) < 0)
+		return nib_error_errno(err, "cannot listen on '%s'", path);
+	return TAKE_FD(fd);
+}
+
+/* The socket systemd passed (LISTEN_FDS=1, LISTEN_PID=us), or -1 when none. */
+static int systemd_socket(struct nib_error **err)
+{
+	const char *fds = getenv("LISTEN_FDS"), *pid = getenv("LISTEN_PID");
+	uint64_t n, p;
+
+	if (fds == NULL || pid == NULL)
+		return -1;
+	if (parse_u64(pid, &p) < 0 || p != (uint64_t)getpid())
+		return -1;
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDNAMES");
+	if (parse_u64(fds, &n) < 0 || n != 1)
+		return nib_error_set(err, NIB_E_CONFIG, 0,
+				     "expected one socket from systemd (LISTEN_FDS=%s)", fds),
+		       -2;
+	if (fd_set_cloexec(3, true) < 0)
+		return nib_error_errno(err, "fd 3 from systemd"), -2;
+	return 3;
+}
 
 static void log_reclaim(void *ud, const struct uid_pool_slot *slot,
 			enum uid_pool_reclaim_outcome outcome, const char *detail)
@@ -62,6 +282,29 @@ static struct uid_pool *open_uid_pool(const struct settings *settings, struct ni
 	return pool;
 }
 
+static void terminate_children(void)
+{
+	uint64_t deadline = now_monotonic_usec() + DAEMON_GRACE_SEC * 1000000ULL;
+
+	for (size_t i = 0; i < n_children; i++)
+		kill(children[i].pid, SIGTERM);
+	while (n_children > 0 && now_monotonic_usec() < deadline) {
+		struct timespec ts = { 0, 20 * 1000000L };
+		reap();
+		nanosleep(&ts, NULL);
+	}
+	for (size_t i = 0; i < n_children; i++) {
+		kill(-children[i].pid, SIGKILL);
+		kill(children[i].pid, SIGKILL);
+	}
+	while (n_children > 0) {
+		struct timespec ts = { 0, 10 * 1000000L };
+		reap();
+		if (n_children > 0)
+			nanosleep(&ts, NULL);
+	}
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out, "Usage: nib-daemon [OPTIONS]\n\n"
@@ -73,6 +316,7 @@ static void usage(FILE *out)
 		     "      --store-dir DIR, --store-root DIR, --state-dir DIR\n"
 		     "      --no-config         do not read the settings file\n"
 		     "      --ready-fd N        write \"READY=1\\n\" to fd N once serving\n"
+		     "      --stdio             serve one connection on stdin/stdout\n"
 		     "  -v, --verbose           log more (repeatable)\n");
 }
 
@@ -88,6 +332,7 @@ int main(int argc, char **argv)
 		{ "no-config", no_argument, NULL, 'n' },
 		{ "ready-fd", required_argument, NULL, 'R' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "stdio", no_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
 	cleanup_settings struct settings *settings = settings_new();
@@ -96,8 +341,13 @@ int main(int argc, char **argv)
 	cleanup_strv char **values = xcalloc(1, sizeof(char *));
 	cleanup_close int sfd = -1;
 	cleanup_uid_pool struct uid_pool *pool = NULL;
+	cleanup_store struct store *keep_store = NULL;
 	struct settings_load_opts lo = { .check_owner = -1 };
 	int verbose = 0, ready_fd = -1, c;
+	bool stdio = false;
+	cleanup_close int lfd = -1;
+	cleanup_free char *sock_path = NULL;
+	uint64_t conn_no = 0;
 	sigset_t mask;
 
 	log_set_ident("nib-daemon");
@@ -143,6 +393,9 @@ int main(int argc, char **argv)
 		case 'v':
 			verbose++;
 			break;
+		case 'S':
+			stdio = true;
+			break;
 		default:
 			usage(stderr);
 			return 2;
@@ -161,25 +414,74 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	pool = open_uid_pool(settings, &err);
-	if (err != NULL) {
-		log_error("%s", err->msg);
-		return 1;
+	if (!stdio) {
+		pool = open_uid_pool(settings, &err);
+		if (err != NULL) {
+			log_error("%s", err->msg);
+			return 1;
+		}
+		/* Kept open (and validated) for the daemon's lifetime. */
+		log_debug("UID pool %s", pool != NULL ? "checked" : "not used (not root)");
+	}
+
+	if (stdio) {
+		struct peer_cred cred;
+		int r;
+
+		peer_self_cred(&cred);
+		r = serve_child(settings, STDIN_FILENO, STDOUT_FILENO, &cred, 0, false);
+		peer_cred_release(&cred);
+		return r;
 	}
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGCHLD);
 	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
 		return log_errno(LOG_ERR, errno, "sigprocmask failed"), 1;
-	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sfd < 0)
 		return log_errno(LOG_ERR, errno, "signalfd failed"), 1;
+	signal(SIGPIPE, SIG_IGN);
 
-	log_info("starting: store %s, state %s, max-jobs %lld, sandbox %s", settings->store_dir,
+	lfd = systemd_socket(&err);
+	if (lfd == -2)
+		return log_error("%s", err->msg), 1;
+	if (lfd < 0) {
+		sock_path = settings_daemon_socket_path(settings);
+		lfd = listen_unix(sock_path, &err);
+		if (lfd < 0)
+			return log_error("%s", err->msg), 1;
+	}
+
+	/*
+	 * Keep a store handle open for the daemon's lifetime: the schema is
+	 * created or migrated now rather than by the first client, and the
+	 * database's WAL stays in place instead of being checkpointed and
+	 * removed each time the last connection process closes it.  Connection
+	 * processes never use this handle; they open their own.
+	 */
+	if (local_store_open(settings, 0, &keep_store, &err) < 0) {
+		log_error("%s", err->msg);
+		return 1;
+	}
+	started_at = (int64_t)(now_realtime_usec() / 1000000);
+	{
+		cleanup_free char *sdir = path_join(settings->state_dir, "daemon");
+		if (mkdir_p(sdir, 0755, &err) < 0) {
+			log_warning("%s: no status file", err->msg);
+			nib_error_clear(&err);
+		} else {
+			status_path = path_join(sdir, "status.json");
+		}
+	}
+	write_status(settings, sock_path != NULL ? sock_path : "(systemd)");
+	log_info("starting: socket %s, store %s, state %s, max-jobs %lld, max-connections %lld",
+		 sock_path != NULL ? sock_path : "(from systemd)", settings->store_dir,
 		 settings->state_dir, (long long)settings->max_jobs,
-		 settings->sandbox ? "on" : "off");
+		 (long long)settings->max_connections);
 	if (ready_fd >= 0) {
 		static const char ready[] = "READY=1\n";
 		if (write_full(ready_fd, ready, sizeof(ready) - 1, &err) < 0) {
@@ -191,18 +493,108 @@ int main(int argc, char **argv)
 	}
 
 	for (;;) {
+		struct pollfd pfd[2] = { { sfd, POLLIN, 0 }, { lfd, POLLIN, 0 } };
 		struct signalfd_siginfo si;
-		ssize_t n = read(sfd, &si, sizeof(si));
+		bool stop = false;
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n != (ssize_t)sizeof(si))
-			return log_errno(LOG_ERR, errno, "reading signalfd failed"), 1;
-		if (si.ssi_signo == SIGHUP) {
-			log_info("SIGHUP: settings are read at start; restart to apply changes");
-			continue;
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return log_errno(LOG_ERR, errno, "poll failed"), 1;
 		}
-		log_info("received %s, exiting", strsignal((int)si.ssi_signo));
-		return 0;
+		while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+			if (si.ssi_signo == SIGCHLD)
+				continue;
+			if (si.ssi_signo == SIGHUP) {
+				log_info("SIGHUP: settings are read at start; restart to apply "
+					 "changes");
+				continue;
+			}
+			log_info("received %s, stopping", strsignal((int)si.ssi_signo));
+			stop = true;
+		}
+		{
+			size_t before = n_children;
+			reap();
+			if (n_children != before)
+				write_status(settings, sock_path != NULL ? sock_path : "(systemd)");
+		}
+		if (stop)
+			break;
+		if (pfd[1].revents & POLLIN) {
+			int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+			bool busy;
+			pid_t pid;
+			uid_t peer_uid;
+
+			if (cfd < 0) {
+				if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED)
+					log_errno(LOG_WARNING, errno, "accept failed");
+				continue;
+			}
+			busy = n_served >= (size_t)settings->max_connections;
+			if (busy && n_children >= 2 * (size_t)settings->max_connections) {
+				close(cfd); /* not even room to refuse politely */
+				continue;
+			}
+			{
+				struct ucred uc = { .uid = (uid_t)-1 };
+				socklen_t ulen = sizeof(uc);
+				if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &uc, &ulen) < 0)
+					uc.uid = (uid_t)-1;
+				peer_uid = uc.uid;
+			}
+			conn_no++;
+			total_conns++;
+			daemon_pid = getpid();
+			pid = fork();
+			if (pid < 0) {
+				log_errno(LOG_ERR, errno, "fork failed");
+				close(cfd);
+				continue;
+			}
+			if (pid == 0) {
+				struct peer_cred cred;
+				int r;
+
+				close(lfd);
+				close(sfd);
+				sigprocmask(SIG_UNBLOCK, &mask, NULL);
+				/* SIGPIPE stays ignored: a vanished client is an EPIPE. */
+				{
+					struct sigaction sa = { .sa_handler = on_conn_term };
+					sigemptyset(&sa.sa_mask);
+					conn_fd_for_signal = cfd;
+					sigaction(SIGTERM, &sa, NULL);
+					sigaction(SIGINT, &sa, NULL);
+					prctl(PR_SET_PDEATHSIG, SIGTERM);
+					if (getppid() != daemon_pid)
+						_exit(1);
+				}
+				setsid();
+				if (busy)
+					alarm(10);
+				if (peer_get_cred(cfd, &cred, &err) < 0) {
+					log_error("conn %llu: %s", (unsigned long long)conn_no,
+						  err->msg);
+					_exit(1);
+				}
+				r = serve_child(settings, cfd, cfd, &cred, conn_no, busy);
+				peer_cred_release(&cred);
+				_exit(r);
+			}
+			close(cfd);
+			child_add(pid, !busy, conn_no, peer_uid);
+			write_status(settings, sock_path != NULL ? sock_path : "(systemd)");
+		}
 	}
+	close(TAKE_FD(lfd));
+	if (sock_path != NULL)
+		unlink(sock_path);
+	terminate_children();
+	if (status_path != NULL)
+		unlink(status_path);
+	free(status_path);
+	log_info("stopped");
+	return 0;
 }

@@ -543,6 +543,7 @@ static void goal_finished(struct build_ctx *c, size_t idx)
 struct job {
 	size_t goal;
 	struct build_ctx *c;
+	int token_fd; /* the job token (<state>/jobs/token-<i>) held while it runs; -1 = none */
 	struct uid_pool_slot *slot;
 	struct path_lock **locks;
 	size_t n_locks;
@@ -584,6 +585,8 @@ static void job_free(struct job *j)
 {
 	if (j == NULL)
 		return;
+	if (j->token_fd >= 0)
+		close(j->token_fd);
 	for (size_t i = 0; i < j->n_locks; i++)
 		path_lock_release(j->locks[i]);
 	free(j->locks);
@@ -906,6 +909,32 @@ static int job_get_slot(struct job *j, struct nib_error **err)
 	}
 }
 
+/*
+ * Take a job token: max-jobs is a limit across every process building in
+ * this state directory (all daemon connections, local `nib build`); a
+ * caller with a higher max-jobs than others may use more of the tokens.  The
+ * tokens are the lock files <state-dir>/jobs/token-<i>, i < max-jobs, taken
+ * without waiting; a crashed holder's lock goes with it.  1 taken, 0 all
+ * held (retry later), -1 on error.
+ */
+static int job_get_token(struct job *j, struct nib_error **err)
+{
+	const struct settings *s = j->c->s;
+	cleanup_free char *dir = path_join(s->state_dir, "jobs");
+	/* The caller's effective max-jobs (--max-jobs, or the daemon's, which clients can only lower). */
+	int64_t n = j->c->max_jobs > 0 ? j->c->max_jobs : 1;
+
+	if (mkdir_p(dir, 0755, err) < 0)
+		return -1;
+	for (int64_t i = 0; i < n; i++) {
+		cleanup_free char *path = xasprintf("%s/token-%lld", dir, (long long)i);
+		int r = lock_file_open(path, LOCK_EXCLUSIVE, false, &j->token_fd, err);
+		if (r != 0)
+			return r;
+	}
+	return 0;
+}
+
 /* Lock every output.  1 locked, 0 someone else holds one (retry later). */
 static int job_lock_outputs(struct job *j, struct nib_error **err)
 {
@@ -1006,6 +1035,7 @@ static int job_start(struct build_ctx *c, size_t idx, struct job **ret_job, stru
 	j->goal = idx;
 	j->c = c;
 	j->log_fd = -1;
+	j->token_fd = -1;
 	j->line = (struct strbuf)STRBUF_INIT;
 	build_record_init(&j->rec);
 	g = &c->goals[idx];
@@ -1028,6 +1058,15 @@ static int job_start(struct build_ctx *c, size_t idx, struct job **ret_job, stru
 	for (size_t i = 0; i < g->drv->n_outputs; i++)
 		if (store_add_temp_root(c->store, g->drv->outputs[i].path, err) < 0)
 			goto fail_early;
+	r = job_get_token(j, err);
+	if (r <= 0) {
+		if (r == 0 && !c->said_waiting) {
+			say(c, g->drv_path,
+			    "waiting for a free job (max-jobs is reached by other builds)");
+			c->said_waiting = true;
+		}
+		goto out_free;
+	}
 	r = job_get_slot(j, err);
 	if (r <= 0)
 		goto out_free;

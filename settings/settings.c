@@ -788,3 +788,10 @@ char *settings_real_store_dir(const struct settings *s)
 		return xstrdup(s->store_dir);
 	return path_join(s->store_root, s->store_dir);
 }
+
+char *settings_daemon_socket_path(const struct settings *s)
+{
+	if (s->daemon_socket != NULL && s->daemon_socket[0] != '\0')
+		return xstrdup(s->daemon_socket);
+	return path_join(s->state_dir, "daemon-socket/socket");
+}

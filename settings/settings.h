@@ -189,5 +189,8 @@ char *settings_config_file(const char *(*getenv_fn)(const char *name));
 /* Deep copy (the daemon gives each connection its own). */
 struct settings *settings_copy(const struct settings *s);
 
+/* The daemon's socket: daemon-socket, or <state-dir>/daemon-socket/socket when empty; caller frees. */
+char *settings_daemon_socket_path(const struct settings *s);
+
 /* Physical directory of the store: store_root + store_dir; caller frees. */
 char *settings_real_store_dir(const struct settings *s);

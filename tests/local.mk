@@ -31,6 +31,8 @@ UNIT_TESTS = \
 	%reldir%/unit/test-cgroup \
 	%reldir%/unit/test-sandbox \
 	%reldir%/unit/test-protocol \
+	%reldir%/unit/test-serve \
+	%reldir%/unit/test-peer \
 	%reldir%/unit/test-uid-pool
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
@@ -93,6 +95,12 @@ TESTS += %reldir%/unit/test-build
 %canon_reldir%_unit_test_protocol_SOURCES = %reldir%/unit/test-protocol.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_protocol_CPPFLAGS = $(UNITCPPFLAGS) -DABS_TOP_SRCDIR='"$(abs_top_srcdir)"'
 %canon_reldir%_unit_test_protocol_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_serve_SOURCES = %reldir%/unit/test-serve.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_serve_CPPFLAGS = $(UNITCPPFLAGS) -DABS_TOP_SRCDIR='"$(abs_top_srcdir)"'
+%canon_reldir%_unit_test_serve_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_peer_SOURCES = %reldir%/unit/test-peer.c daemon/peer.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_peer_CPPFLAGS = $(UNITCPPFLAGS) -I$(top_srcdir)/daemon
+%canon_reldir%_unit_test_peer_LDADD = $(UNITLDADD)
 %canon_reldir%_unit_test_uid_pool_SOURCES = %reldir%/unit/test-uid-pool.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_uid_pool_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_uid_pool_LDADD = $(UNITLDADD)
@@ -134,7 +142,10 @@ INTEGRATION_TESTS = \
 	%reldir%/integration/t0401-build-isolation.sh \
 	%reldir%/integration/t0402-build-failures.sh \
 	%reldir%/integration/t0403-build-graph.sh \
-	%reldir%/integration/t0404-build-uid-range.sh
+	%reldir%/integration/t0404-build-uid-range.sh \
+	%reldir%/integration/t0500-daemon.sh \
+	%reldir%/integration/t0501-daemon-build.sh \
+	%reldir%/integration/t0502-daemon-shared.sh
 TESTS += $(INTEGRATION_TESTS)
 # Run by hand against Debian's nix-bin (docs/interop-store.md); never by make check.
 EXTRA_DIST += %reldir%/interop/store-nix.sh docs/interop-store.md

@@ -29,3 +29,9 @@ tests_fuzz_fuzz_protocol_SOURCES = tests/fuzz/fuzz-protocol.c $(FUZZ_MAIN)
 tests_fuzz_fuzz_protocol_CPPFLAGS = $(FUZZCPPFLAGS)
 tests_fuzz_fuzz_protocol_LDADD = $(FUZZLDADD)
 tests_fuzz_fuzz_protocol_LDFLAGS = $(FUZZLDFLAGS)
+
+FUZZ_TARGETS += tests/fuzz/fuzz-serve
+tests_fuzz_fuzz_serve_SOURCES = tests/fuzz/fuzz-serve.c $(FUZZ_MAIN)
+tests_fuzz_fuzz_serve_CPPFLAGS = $(FUZZCPPFLAGS)
+tests_fuzz_fuzz_serve_LDADD = $(FUZZLDADD)
+tests_fuzz_fuzz_serve_LDFLAGS = $(FUZZLDFLAGS)

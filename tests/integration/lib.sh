@@ -78,4 +78,41 @@ like() {
 
 require_root() { [ "$(id -u)" = 0 ] || skip_all "needs root"; }
 
+# start_daemon [ARGS...]: run $NIB_DAEMON_BIN in the background with the test's
+# settings and wait (up to 10 s) for it to report readiness on --ready-fd.
+# Its log goes to $TEST_ROOT/daemon.log and is printed as '# ' lines when a
+# test failed.  DAEMON_PID is set.
+start_daemon() {
+	local i
+	rm -f "$TEST_ROOT/daemon.ready"
+	"$NIB_DAEMON_BIN" --ready-fd 3 "$@" 3>"$TEST_ROOT/daemon.ready" \
+		2>>"$TEST_ROOT/daemon.log" &
+	DAEMON_PID=$!
+	for i in $(seq 1 200); do
+		grep -q READY=1 "$TEST_ROOT/daemon.ready" 2>/dev/null && return 0
+		kill -0 "$DAEMON_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	diag "nib-daemon did not become ready"
+	diag "$(cat "$TEST_ROOT/daemon.log")"
+	return 1
+}
+
+# stop_daemon [SIGNAL]: stop the daemon started by start_daemon (SIGTERM by default).
+stop_daemon() {
+	[ -n "${DAEMON_PID:-}" ] || return 0
+	kill "-${1:-TERM}" "$DAEMON_PID" 2>/dev/null
+	wait "$DAEMON_PID" 2>/dev/null
+	DAEMON_PID=
+}
+
+_daemon_cleanup() {
+	stop_daemon KILL
+	if [ "$_tap_failed" -gt 0 ] && [ -s "$TEST_ROOT/daemon.log" ]; then
+		diag "daemon log:"
+		diag "$(cat "$TEST_ROOT/daemon.log")"
+	fi
+}
+_cleanup_hooks+=("_daemon_cleanup")
+
 done_testing() { exit $((_tap_failed > 0)); }

@@ -6,7 +6,7 @@
 . "$(dirname "$0")/build-lib.sh"
 
 build_setup 2
-plan 79
+plan 82
 
 elapsed() { echo $(($(date +%s) - $1)); }
 
@@ -20,6 +20,12 @@ t0=$(date +%s)
 run_ok "a builder that double-forks setsid daemons" "$NIB" build "$TEST_ROOT/daemon.json"
 like "finishes at once" "$(elapsed "$t0")" "^[0-5]$"
 check_no_leftovers "after the daemon builder"
+mkdrv "$TEST_ROOT/daemon2.json" daemon-nocg '
+setsid sh -c "sleep 1000" </dev/null >/dev/null 2>&1 &
+echo x > $out'
+run_ok "the same without cgroups (use-cgroups = false)" "$NIB" --option use-cgroups false build --json "$TEST_ROOT/daemon2.json"
+like "CPU and memory come from getrusage then" "$OUT" '"cpuUser":[0-9.e-]+,"cpuSystem":[0-9.e-]+,"peakMemory":[0-9]+'
+is "no process of the range is left" "$(range_processes "$FIRST_ID" $((4 * IDS_PER_SLOT)))" ""
 
 # --- limits
 mkdrv "$TEST_ROOT/timeout.json" slow 'echo started; sleep 60; echo x > $out'

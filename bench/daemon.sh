@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Daemon benchmark (run as root): in a temporary root with a nib-daemon,
+#  1. trivial-build latency: N distinct one-line derivations built one at a
+#     time with `nib build`, through the daemon and locally (the reference);
+#  2. throughput: 200 trivial derivations in one `nib build`, both ways;
+#  3. connections per second of a query-only client (bench/daemon-bench).
+#
+#   bench/daemon.sh [BUILD_DIR]     (default: _build; N=... builds for 1.)
+set -eu
+
+build=$(cd "${1:-_build}" && pwd)
+N=${N:-20}
+NIB="$build/nib"
+[ -x "$build/bench/daemon-bench" ] || { echo "daemon.sh: build first" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "daemon.sh: needs root (builds)" >&2; exit 1; }
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/nib-bench-XXXXXX")
+export NIB_CONF_DIR="$tmp/etc" NIB_STORE_DIR=/nib/store NIB_STORE_ROOT="$tmp/root" \
+	NIB_STATE_DIR="$tmp/state" NIB_LOG_DIR="$tmp/log" NIB_DAEMON_SOCKET="$tmp/socket" \
+	NIB_NO_PROGRESS=1
+mkdir -p "$NIB_CONF_DIR"
+cat >"$NIB_CONF_DIR/nib.conf" <<CONF
+sandbox-paths = /bin/sh=/bin/busybox
+fsync-metadata = false
+max-jobs = 2
+CONF
+"$build/nib-daemon" --ready-fd 3 3>"$tmp/ready" 2>"$tmp/daemon.log" &
+dpid=$!
+trap 'kill $dpid 2>/dev/null; wait $dpid 2>/dev/null; chmod -R u+w "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
+for i in $(seq 1 100); do grep -q READY "$tmp/ready" 2>/dev/null && break; sleep 0.05; done
+system=$("$NIB" show-config system)
+
+mkdrv() { # FILE NAME
+	printf '{"name":"%s","system":"%s","builder":"/bin/sh","args":["-c","echo %s > $out"],"env":{},"outputs":{"out":{}},"inputDrvs":{},"inputSrcs":[]}\n' \
+		"$2" "$system" "$2" >"$1"
+}
+mkdir -p "$tmp/d"
+for mode in daemon local; do
+	for i in $(seq 1 "$N"); do mkdrv "$tmp/d/$mode-lat-$i.json" "$mode-lat-$i"; done
+	for i in $(seq 1 200); do mkdrv "$tmp/d/$mode-tp-$i.json" "$mode-tp-$i"; done
+done
+
+for mode in daemon local; do
+	start=$(date +%s.%N)
+	for i in $(seq 1 "$N"); do "$NIB" --store "$mode" build "$tmp/d/$mode-lat-$i.json" >/dev/null; done
+	end=$(date +%s.%N)
+	awk -v m="$mode" -v n="$N" -v s="$start" -v e="$end" \
+		'BEGIN { printf "%-6s trivial build, one at a time: %.1f ms per build (%d builds)\n", m, (e - s) * 1000 / n, n }'
+done
+for mode in daemon local; do
+	start=$(date +%s.%N)
+	"$NIB" --store "$mode" build "$tmp"/d/$mode-tp-*.json >/dev/null
+	end=$(date +%s.%N)
+	awk -v m="$mode" -v s="$start" -v e="$end" \
+		'BEGIN { printf "%-6s 200 trivial builds in one nib build (max-jobs 2): %.2f s, %.1f builds/s\n", m, e - s, 200 / (e - s) }'
+done
+"$build/bench/daemon-bench" "$NIB_DAEMON_SOCKET" /nib/store 3
