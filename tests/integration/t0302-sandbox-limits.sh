@@ -31,8 +31,10 @@ else
 	ok "# SKIP no cgroup v2"
 fi
 
-# A fork bomb under pids-max: it hits the limit, and the build still ends cleanly.
-BOMB='b() { b & b & wait; }; b 2>/dev/null & sleep 1; echo bombed'
+# A fork bomb under pids-max: it hits the limit, and the build still ends
+# cleanly.  The timer is forked before the bomb: afterwards the builder itself
+# could not fork either (wait and echo are shell builtins).
+BOMB='sleep 1 & t=$!; b() { b & b & wait; }; b 2>/dev/null & wait $t; echo bombed'
 run_ok "a fork bomb under build-pids-max" sb $SLOT --cgroup $CG --pids-max 64 --check-leftovers --stats -- /bin/sh -c "$BOMB"
 is "the builder itself finished" "$OUT" "bombed"
 like "forks were refused" "$ERR" "pids-max-hits=[1-9]"
