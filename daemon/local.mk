@@ -8,7 +8,7 @@ nib_daemon_SOURCES = \
 # systemd units (socket activation): installed under $(systemdunitdir).
 systemdunitdir = $(prefix)/lib/systemd/system
 systemdunit_DATA = %reldir%/nib-daemon.service %reldir%/nib-daemon.socket
-EXTRA_DIST += %reldir%/nib-daemon.service.in %reldir%/nib-daemon.socket %reldir%/README-daemon.md
+EXTRA_DIST += %reldir%/nib-daemon.service.in %reldir%/nib-daemon.socket
 CLEANFILES += %reldir%/nib-daemon.service
 %reldir%/nib-daemon.service: %reldir%/nib-daemon.service.in
 	$(AM_V_GEN)$(MKDIR_P) %reldir% && sed 's|NIB_BINDIR|$(bindir)|g' $< >$@

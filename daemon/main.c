@@ -85,7 +85,7 @@ static void on_conn_term(int sig)
 }
 
 /*
- * The status file <state-dir>/daemon/status.json (see README-daemon.md),
+ * The status file <state-dir>/daemon/status.json (see README.md, "Status"),
  * rewritten atomically whenever a connection starts or ends; `nib daemon
  * status` reads it together with the UID pool.
  */
