@@ -65,7 +65,7 @@ static int load(const char *dir)
 		ALLOC_GROW(vecs, n_vecs + 1, alloc);
 		vecs[n_vecs++] = v;
 	}
-	qsort(vecs, n_vecs, sizeof(*vecs), cmp_vec);
+	sort_array(vecs, n_vecs, sizeof(*vecs), cmp_vec);
 	return n_vecs > 0 ? 0 : -1;
 }
 

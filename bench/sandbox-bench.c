@@ -47,7 +47,7 @@ static int cmp_u64(const void *a, const void *b)
 
 static void report(const char *name, uint64_t *t, size_t n, const char *what)
 {
-	qsort(t, n, sizeof(*t), cmp_u64);
+	sort_array(t, n, sizeof(*t), cmp_u64);
 	printf("%-12s median %6.2f ms   p90 %6.2f ms   (n=%zu)  %s\n", name, t[n / 2] / 1000.0,
 	       t[n * 9 / 10] / 1000.0, n, what);
 }
@@ -240,9 +240,9 @@ int main(int argc, char **argv)
 			t_wait[i] -= t_spawn[i];
 			t_spawn[i] -= s;
 		}
-		qsort(t_spawn, n, sizeof(*t), cmp_u64);
-		qsort(t_wait, n, sizeof(*t), cmp_u64);
-		qsort(t_clean, n, sizeof(*t), cmp_u64);
+		sort_array(t_spawn, n, sizeof(*t), cmp_u64);
+		sort_array(t_wait, n, sizeof(*t), cmp_u64);
+		sort_array(t_clean, n, sizeof(*t), cmp_u64);
 		if (with_cgroup)
 			report("nib+cgroup", t, n,
 			       "the same + create/kill/remove the build cgroup");

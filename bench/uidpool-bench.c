@@ -56,7 +56,7 @@ static struct stats summarize(uint64_t *v, size_t n)
 {
 	struct stats s;
 
-	qsort(v, n, sizeof(*v), cmp_u64);
+	sort_array(v, n, sizeof(*v), cmp_u64);
 	s.median = (double)v[n / 2] / 1000.0;
 	s.p99 = (double)v[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1] / 1000.0;
 	return s;

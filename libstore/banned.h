@@ -41,3 +41,5 @@
 #define atol(x) BANNED(atol)
 #undef atoll
 #define atoll(x) BANNED(atoll)
+#undef qsort
+#define qsort(...) BANNED(qsort) /* NULL base with n == 0 is undefined; use sort_array */

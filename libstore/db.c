@@ -745,7 +745,7 @@ int db_path_query_refs(struct db *db, const char *path, struct db_path_row *ret,
 		refs[n++] = xstrndup(p, len);
 		p += len + (sp != NULL);
 	}
-	qsort(refs, n, sizeof(char *), cmp_strp);
+	sort_array(refs, n, sizeof(char *), cmp_strp);
 	read_path_row(s, ret);
 	*ret_refs = refs;
 	return 1;

@@ -365,7 +365,7 @@ static int modulo_impl(struct drv_hasher *h, const struct derivation *d, bool ma
 	}
 	/* Inputs become "<hex of hash modulo>" -> outputs; inputs with equal
 	 * hashes (fixed outputs with the same content) merge. */
-	qsort(pairs, n_pairs, sizeof(*pairs), cmp_pair);
+	sort_array(pairs, n_pairs, sizeof(*pairs), cmp_pair);
 	repl = xcalloc(n_pairs ? n_pairs : 1, sizeof(*repl));
 	outs = xcalloc(n_pairs + n_pairs + 1, sizeof(char *));
 	{

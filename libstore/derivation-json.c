@@ -306,7 +306,7 @@ int drv_json_dump_sorted(const cJSON *v, struct strbuf *o, struct nib_error **er
 		n = 0;
 		for (const cJSON *c = v->child; c; c = c->next)
 			kids[n++] = c;
-		qsort(kids, n, sizeof(*kids), cmp_item_key);
+		sort_array(kids, n, sizeof(*kids), cmp_item_key);
 		strbuf_addch(o, '{');
 		for (size_t i = 0; i < n; i++) {
 			if (i > 0 && STREQ(kids[i - 1]->string, kids[i]->string))
@@ -459,7 +459,7 @@ static int check_object(struct jctx *c, const cJSON *v, const char *where)
 	n = 0;
 	for (const cJSON *k = v->child; k; k = k->next)
 		kids[n++] = k;
-	qsort(kids, n, sizeof(*kids), cmp_const_item_key);
+	sort_array(kids, n, sizeof(*kids), cmp_const_item_key);
 	for (size_t i = 1; i < n; i++)
 		if (STREQ(kids[i - 1]->string, kids[i]->string))
 			return jerr(c, where, "key '%s' appears twice", kids[i]->string);

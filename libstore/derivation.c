@@ -171,7 +171,7 @@ void drv_strv_sort_unique(char **v, size_t *n)
 	size_t k = 0;
 
 	if (*n > 1)
-		qsort(v, *n, sizeof(*v), cmp_str);
+		sort_array(v, *n, sizeof(*v), cmp_str);
 	for (size_t i = 0; i < *n; i++) {
 		if (k > 0 && STREQ(v[k - 1], v[i])) {
 			free(v[i]);
@@ -186,20 +186,20 @@ void drv_strv_sort_unique(char **v, size_t *n)
 int drv_sort_maps(struct derivation *d, const char *where, struct nib_error **err)
 {
 	if (d->n_outputs > 1)
-		qsort(d->outputs, d->n_outputs, sizeof(*d->outputs), cmp_output);
+		sort_array(d->outputs, d->n_outputs, sizeof(*d->outputs), cmp_output);
 	for (size_t i = 1; i < d->n_outputs; i++)
 		if (STREQ(d->outputs[i - 1].name, d->outputs[i].name))
 			return nib_error_set(err, NIB_E_INVALID, 0, "%soutput '%s' appears twice",
 					     where, d->outputs[i].name);
 	if (d->n_inputs > 1)
-		qsort(d->inputs, d->n_inputs, sizeof(*d->inputs), cmp_input);
+		sort_array(d->inputs, d->n_inputs, sizeof(*d->inputs), cmp_input);
 	for (size_t i = 1; i < d->n_inputs; i++)
 		if (STREQ(d->inputs[i - 1].path, d->inputs[i].path))
 			return nib_error_set(err, NIB_E_INVALID, 0,
 					     "%sinput derivation '%s' appears twice", where,
 					     d->inputs[i].path);
 	if (d->n_env > 1)
-		qsort(d->env, d->n_env, sizeof(*d->env), cmp_env);
+		sort_array(d->env, d->n_env, sizeof(*d->env), cmp_env);
 	for (size_t i = 1; i < d->n_env; i++)
 		if (STREQ(d->env[i - 1].key, d->env[i].key))
 			return nib_error_set(err, NIB_E_INVALID, 0,

@@ -446,7 +446,7 @@ int local_find_roots(struct store *s, bool include_temp, struct store_root **ret
 				rootlist_add(&out, link, sp);
 		}
 	}
-	qsort(out.v, out.n, sizeof(*out.v), cmp_root);
+	sort_array(out.v, out.n, sizeof(*out.v), cmp_root);
 	*ret = out.v;
 	*ret_n = out.n;
 	return 0;
@@ -735,7 +735,7 @@ static int scan_store(struct gc_state *g, char ***ret, struct nib_error **err)
 	}
 	if (errno != 0)
 		return nib_error_errno(err, "cannot read '%s'", ls->real_dir);
-	qsort(dead, n, sizeof(char *), cmp_strp);
+	sort_array(dead, n, sizeof(char *), cmp_strp);
 	*ret = TAKE_PTR(dead);
 	return 0;
 }

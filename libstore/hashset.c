@@ -121,7 +121,7 @@ char **strset_to_sorted_strv(const struct strset *s)
 	for (size_t i = 0; i < s->cap; i++)
 		if (s->slots[i] != NULL)
 			v[n++] = xstrdup(s->slots[i]);
-	qsort(v, n, sizeof(char *), cmp_str);
+	sort_array(v, n, sizeof(char *), cmp_str);
 	return v;
 }
 

@@ -928,7 +928,7 @@ static char **sorted_refs(char *const *refs)
 	char **v = refs ? strv_copy(refs) : xcalloc(1, sizeof(char *));
 	size_t n = strv_length(v), k = 0;
 
-	qsort(v, n, sizeof(char *), cmp_strp);
+	sort_array(v, n, sizeof(char *), cmp_strp);
 	for (size_t i = 0; i < n; i++) {
 		if (k > 0 && STREQ(v[k - 1], v[i])) {
 			free(v[i]);
@@ -1305,7 +1305,7 @@ static int local_query_closure(struct store *s, char *const *paths, size_t n, un
 					     "database references a missing row %lld",
 					     (long long)queue[i]);
 	}
-	qsort(out, qn, sizeof(char *), cmp_strp);
+	sort_array(out, qn, sizeof(char *), cmp_strp);
 	*ret = TAKE_PTR(out);
 	return 0;
 }

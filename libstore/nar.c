@@ -215,7 +215,7 @@ static int read_dir(struct dumper *d, int fd, struct strbuf *names, struct dent 
 		ents[i].name = names->buf + offs[i];
 		ents[i].type = types[i];
 	}
-	qsort(ents, n, sizeof(*ents), dent_cmp);
+	sort_array(ents, n, sizeof(*ents), dent_cmp);
 	*ret = ents;
 	*ret_n = n;
 	return 0;

@@ -187,7 +187,7 @@ static int add_refs(struct strbuf *type, const char *store_dir, char *const *ref
 	for (size_t i = 0; i < n; i++)
 		if (store_path_parse(store_dir, refs[i], false, &ps[i], err) < 0)
 			return nib_error_prefix(err, "invalid reference");
-	qsort(ps, n, sizeof(*ps), ref_cmp);
+	sort_array(ps, n, sizeof(*ps), ref_cmp);
 	for (size_t i = 0; i < n; i++) {
 		if (i > 0 && store_path_cmp(&ps[i - 1], &ps[i]) == 0)
 			continue;

@@ -1477,7 +1477,7 @@ int proto_derived_path_parse(const char *s, unsigned version, struct proto_deriv
 			break;
 		o = end + 1;
 	}
-	qsort(p.outputs, n, sizeof(char *), cmp_str);
+	sort_array(p.outputs, n, sizeof(char *), cmp_str);
 	/* A set: drop repeated names. */
 	for (size_t i = 1, j = 1; i <= n; i++) {
 		if (i == n) {

@@ -927,7 +927,7 @@ static int make_plan(const struct sandbox_spec *spec, struct plan **ret, struct 
 		if (add_host_bind(p, &alloc, b->target, b->source, b->flags, ro, false, err) < 0)
 			return -1;
 	}
-	qsort(p->mnts, p->n_mnts, sizeof(*p->mnts), cmp_mnt);
+	sort_array(p->mnts, p->n_mnts, sizeof(*p->mnts), cmp_mnt);
 	/* The same target twice: fine when it is the same thing, an error otherwise. */
 	for (size_t i = 1; i < p->n_mnts; i++) {
 		struct mnt *a = &p->mnts[i - 1], *b = &p->mnts[i];

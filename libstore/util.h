@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/types.h>
 
 #include "error.h"
@@ -49,6 +50,17 @@ char *xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0
  */
 int parse_u64(const char *s, uint64_t *ret);
 int parse_i64(const char *s, int64_t *ret);
+
+/*
+ * qsort that accepts an empty array with a NULL base (qsort itself must not be
+ * given NULL, even for n == 0; UBSan reports it).  banned.h bans qsort.
+ */
+static inline void sort_array(void *base, size_t n, size_t size,
+			      int (*cmp)(const void *, const void *))
+{
+	if (n > 1)
+		qsort(base, n, size, cmp);
+}
 
 /* NULL-terminated string vectors. */
 size_t strv_length(char *const *v);

@@ -400,7 +400,7 @@ int main(int argc, char **argv)
 				(unsigned long long)times[i]);
 	}
 	if (repeat > 1) {
-		qsort(times, repeat, sizeof(*times), cmp_u64);
+		sort_array(times, repeat, sizeof(*times), cmp_u64);
 		printf("median-usec %llu\n", (unsigned long long)times[repeat / 2]);
 	}
 	if (WIFEXITED(status))

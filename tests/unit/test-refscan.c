@@ -50,7 +50,7 @@ static int cmp_parts(const void *a, const void *b)
 static void naive_search(const unsigned char *buf, size_t len, char **sorted, size_t n,
 			 bool *ret_found)
 {
-	qsort(sorted, n, sizeof(char *), cmp_parts);
+	sort_array(sorted, n, sizeof(char *), cmp_parts);
 	for (size_t i = 0; i + 32 <= len; i++) {
 		char **hit = bsearch(buf + i, sorted, n, sizeof(char *), cmp32);
 		if (hit != NULL)

@@ -1301,7 +1301,7 @@ static void test_contention(void)
 		evs[n++] = (struct ev){ .slot = slot, .pid = pid, .t = t, .kind = kind };
 	}
 	CU_ASSERT_EQUAL(n, 2 * C_PROCS * C_CYCLES);
-	qsort(evs, n, sizeof(*evs), ev_cmp);
+	sort_array(evs, n, sizeof(*evs), ev_cmp);
 	/* Per slot, in time order: A R A R ..., each R by the holder of the A before it. */
 	for (size_t i = 0; i < n; i++) {
 		bool first_of_slot = i == 0 || evs[i - 1].slot != evs[i].slot;
