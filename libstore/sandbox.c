@@ -967,8 +967,13 @@ static int validate_spec(const struct sandbox_spec *spec, struct nib_error **err
 	    is_under(spec->store_dir, "/dev") || is_under(spec->store_dir, "/build") ||
 	    is_under(spec->store_dir, "/etc") || is_under(spec->store_dir, "/tmp") ||
 	    is_under(spec->store_dir, "/sys"))
-		return nib_error_set(err, NIB_E_INVALID, 0, "sandbox: invalid store directory '%s'",
-				     spec->store_dir ? spec->store_dir : "");
+		return nib_error_set(
+			err, NIB_E_INVALID, 0,
+			"sandbox: store directory '%s' cannot be used inside a sandbox: it "
+			"must be a normalised absolute path outside /proc, /dev, /build, "
+			"/etc, /tmp and /sys (to keep a store under /tmp, set 'store-root' "
+			"and leave 'store-dir' alone)",
+			spec->store_dir ? spec->store_dir : "");
 	if (spec->host_uid == 0 || spec->host_gid == 0)
 		return nib_error_set(err, NIB_E_INVALID, 0,
 				     "sandbox: refusing to map host root into a build");

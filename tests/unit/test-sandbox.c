@@ -135,7 +135,7 @@ static void test_invalid_specs(void)
 	expect_invalid(&s, NIB_E_INVALID, "must be absolute");
 	base_spec(&s, argv);
 	s.store_dir = "/proc/store";
-	expect_invalid(&s, NIB_E_INVALID, "invalid store directory");
+	expect_invalid(&s, NIB_E_INVALID, "cannot be used inside a sandbox");
 	base_spec(&s, argv);
 	s.flags = SANDBOX_UID_RANGE;
 	s.id_count = 1000;
