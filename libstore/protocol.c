@@ -1886,6 +1886,35 @@ static void write_substitutable(struct proto_conn *c, bool with_path,
 
 /* ---- requests -------------------------------------------------------------------------------- */
 
+/* The ops whose only argument is one string. */
+static bool op_takes_path(uint64_t op)
+{
+	switch (op) {
+	case PROTO_OP_IS_VALID_PATH:
+	case PROTO_OP_HAS_SUBSTITUTES:
+	case PROTO_OP_QUERY_PATH_HASH:
+	case PROTO_OP_QUERY_REFERENCES:
+	case PROTO_OP_QUERY_REFERRERS:
+	case PROTO_OP_ENSURE_PATH:
+	case PROTO_OP_ADD_TEMP_ROOT:
+	case PROTO_OP_ADD_INDIRECT_ROOT:
+	case PROTO_OP_QUERY_DERIVER:
+	case PROTO_OP_QUERY_SUBSTITUTABLE_PATH_INFO:
+	case PROTO_OP_QUERY_DERIVATION_OUTPUTS:
+	case PROTO_OP_QUERY_PATH_INFO:
+	case PROTO_OP_QUERY_DERIVATION_OUTPUT_NAMES:
+	case PROTO_OP_QUERY_PATH_FROM_HASH_PART:
+	case PROTO_OP_QUERY_VALID_DERIVERS:
+	case PROTO_OP_NAR_FROM_PATH:
+	case PROTO_OP_QUERY_DERIVATION_OUTPUT_MAP:
+	case PROTO_OP_QUERY_REALISATION:
+	case PROTO_OP_ADD_BUILD_LOG:
+		return true;
+	default:
+		return false;
+	}
+}
+
 void proto_request_release(struct proto_request *r)
 {
 	switch (r->op) {
@@ -1942,60 +1971,12 @@ void proto_request_release(struct proto_request *r)
 	case PROTO_OP_EXPORT_PATH:
 		free(r->export_path.path);
 		break;
-	case PROTO_OP_IS_VALID_PATH:
-	case PROTO_OP_HAS_SUBSTITUTES:
-	case PROTO_OP_QUERY_PATH_HASH:
-	case PROTO_OP_QUERY_REFERENCES:
-	case PROTO_OP_QUERY_REFERRERS:
-	case PROTO_OP_ENSURE_PATH:
-	case PROTO_OP_ADD_TEMP_ROOT:
-	case PROTO_OP_ADD_INDIRECT_ROOT:
-	case PROTO_OP_QUERY_DERIVER:
-	case PROTO_OP_QUERY_SUBSTITUTABLE_PATH_INFO:
-	case PROTO_OP_QUERY_DERIVATION_OUTPUTS:
-	case PROTO_OP_QUERY_PATH_INFO:
-	case PROTO_OP_QUERY_DERIVATION_OUTPUT_NAMES:
-	case PROTO_OP_QUERY_PATH_FROM_HASH_PART:
-	case PROTO_OP_QUERY_VALID_DERIVERS:
-	case PROTO_OP_NAR_FROM_PATH:
-	case PROTO_OP_QUERY_DERIVATION_OUTPUT_MAP:
-	case PROTO_OP_QUERY_REALISATION:
-	case PROTO_OP_ADD_BUILD_LOG:
-		free(r->path);
-		break;
 	default:
+		if (op_takes_path(r->op))
+			free(r->path);
 		break;
 	}
 	memset(r, 0, sizeof(*r));
-}
-
-/* The ops whose only argument is one string. */
-static bool op_takes_path(uint64_t op)
-{
-	switch (op) {
-	case PROTO_OP_IS_VALID_PATH:
-	case PROTO_OP_HAS_SUBSTITUTES:
-	case PROTO_OP_QUERY_PATH_HASH:
-	case PROTO_OP_QUERY_REFERENCES:
-	case PROTO_OP_QUERY_REFERRERS:
-	case PROTO_OP_ENSURE_PATH:
-	case PROTO_OP_ADD_TEMP_ROOT:
-	case PROTO_OP_ADD_INDIRECT_ROOT:
-	case PROTO_OP_QUERY_DERIVER:
-	case PROTO_OP_QUERY_SUBSTITUTABLE_PATH_INFO:
-	case PROTO_OP_QUERY_DERIVATION_OUTPUTS:
-	case PROTO_OP_QUERY_PATH_INFO:
-	case PROTO_OP_QUERY_DERIVATION_OUTPUT_NAMES:
-	case PROTO_OP_QUERY_PATH_FROM_HASH_PART:
-	case PROTO_OP_QUERY_VALID_DERIVERS:
-	case PROTO_OP_NAR_FROM_PATH:
-	case PROTO_OP_QUERY_DERIVATION_OUTPUT_MAP:
-	case PROTO_OP_QUERY_REALISATION:
-	case PROTO_OP_ADD_BUILD_LOG:
-		return true;
-	default:
-		return false;
-	}
 }
 
 static int read_request_args(struct proto_conn *c, struct proto_request *r, struct nib_error **err)
