@@ -53,6 +53,14 @@ void cli_command_help(FILE *out, const char *name, const char *options_text);
 int cli_report_error(struct cli_ctx *ctx, const struct nib_error *e);
 /* Print "nib: <fmt>" plus a hint to use --help; returns EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * Parse the options of a command whose only options are -h/--help and
+ * --json.  Returns -1 when the command goes on (optind is at its first
+ * argument), else the exit code to return: EXIT_OK after printing --help,
+ * EXIT_USAGE for an unknown option.
+ */
+int cli_parse_json_only(struct cli_ctx *ctx, int argc, char **argv, const char *name,
+			const char *options_help);
 /* Print a JSON value to stdout followed by a newline; frees nothing. */
 void cli_print_json(const cJSON *v);
 

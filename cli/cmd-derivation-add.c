@@ -26,31 +26,17 @@ static const char options_help[] =
 
 int cmd_derivation_add(struct cli_ctx *ctx, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		CLI_COMMON_LONGOPTS,
-		{ "json", no_argument, NULL, 'j' },
-		{ NULL, 0, NULL, 0 },
-	};
 	cleanup_store struct store *store = NULL;
 	cleanup_error struct nib_error *err = NULL;
 	cleanup_derivation struct derivation *d = NULL;
 	cleanup_free char *text = NULL, *key = NULL, *path = NULL;
 	const char *file = "-";
 	size_t len = 0;
-	int c, r;
+	int r;
 
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-			cli_command_help(stdout, "derivation add", options_help);
-			return EXIT_OK;
-		case 'j':
-			ctx->json = true;
-			break;
-		default:
-			return cli_usage_error("derivation add", "invalid option");
-		}
-	}
+	r = cli_parse_json_only(ctx, argc, argv, "derivation add", options_help);
+	if (r >= 0)
+		return r;
 	if (argc - optind > 1)
 		return cli_usage_error("derivation add", "one derivation at a time");
 	if (optind < argc)

@@ -15,27 +15,13 @@ static const char options_help[] =
 
 int cmd_show_config(struct cli_ctx *ctx, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		CLI_COMMON_LONGOPTS,
-		{ "json", no_argument, NULL, 'j' },
-		{ NULL, 0, NULL, 0 },
-	};
 	const struct setting_desc *table;
 	size_t n;
-	int c;
+	int r;
 
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-			cli_command_help(stdout, "show-config", options_help);
-			return EXIT_OK;
-		case 'j':
-			ctx->json = true;
-			break;
-		default:
-			return cli_usage_error("show-config", "invalid option");
-		}
-	}
+	r = cli_parse_json_only(ctx, argc, argv, "show-config", options_help);
+	if (r >= 0)
+		return r;
 
 	table = settings_table(&n);
 	for (int i = optind; i < argc; i++)

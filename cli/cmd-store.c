@@ -110,29 +110,15 @@ static const char roots_help[] =
 
 int cmd_store_roots(struct cli_ctx *ctx, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		CLI_COMMON_LONGOPTS,
-		{ "json", no_argument, NULL, 'j' },
-		{ NULL, 0, NULL, 0 },
-	};
 	cleanup_store struct store *store = NULL;
 	cleanup_error struct nib_error *err = NULL;
 	struct store_root *roots = NULL;
 	size_t n = 0;
-	int c, r;
+	int r;
 
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-			cli_command_help(stdout, "store roots", roots_help);
-			return EXIT_OK;
-		case 'j':
-			ctx->json = true;
-			break;
-		default:
-			return cli_usage_error("store roots", "invalid option");
-		}
-	}
+	r = cli_parse_json_only(ctx, argc, argv, "store roots", roots_help);
+	if (r >= 0)
+		return r;
 	if (optind < argc)
 		return cli_usage_error("store roots", "unexpected argument '%s'", argv[optind]);
 	r = cli_open_store(ctx, true, &store);
@@ -176,11 +162,6 @@ static void on_deleted(void *userdata, const char *path, uint64_t bytes)
 
 int cmd_store_delete(struct cli_ctx *ctx, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		CLI_COMMON_LONGOPTS,
-		{ "json", no_argument, NULL, 'j' },
-		{ NULL, 0, NULL, 0 },
-	};
 	cleanup_store struct store *store = NULL;
 	cleanup_error struct nib_error *err = NULL;
 	cleanup_strv char **paths = xcalloc(1, sizeof(char *));
@@ -188,20 +169,11 @@ int cmd_store_delete(struct cli_ctx *ctx, int argc, char **argv)
 	struct verify_print vp = { ctx, list };
 	struct store_gc_options opts = { .on_path = on_deleted, .userdata = &vp };
 	struct store_gc_result res = { 0 };
-	int c, r;
+	int r;
 
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-			cli_command_help(stdout, "store delete", delete_help);
-			return EXIT_OK;
-		case 'j':
-			ctx->json = true;
-			break;
-		default:
-			return cli_usage_error("store delete", "invalid option");
-		}
-	}
+	r = cli_parse_json_only(ctx, argc, argv, "store delete", delete_help);
+	if (r >= 0)
+		return r;
 	if (optind >= argc)
 		return cli_usage_error("store delete", "no paths given");
 	r = cli_open_store(ctx, false, &store);

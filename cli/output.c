@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,9 +33,10 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nTry 'nib %s--help' for more information.\n", cmd ? "" : "");
 	if (cmd != NULL)
-		fprintf(stderr, "(or 'nib %s --help')\n", cmd);
+		fprintf(stderr, "\nTry 'nib %s --help' for more information.\n", cmd);
+	else
+		fputs("\nTry 'nib --help' for more information.\n", stderr);
 	return EXIT_USAGE;
 }
 
@@ -46,4 +48,29 @@ void cli_print_json(const cJSON *v)
 		abort();
 	fputs(s, stdout);
 	fputc('\n', stdout);
+}
+
+int cli_parse_json_only(struct cli_ctx *ctx, int argc, char **argv, const char *name,
+			const char *options_help)
+{
+	static const struct option longopts[] = {
+		CLI_COMMON_LONGOPTS,
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			cli_command_help(stdout, name, options_help);
+			return EXIT_OK;
+		case 'j':
+			ctx->json = true;
+			break;
+		default:
+			return cli_usage_error(name, "invalid option");
+		}
+	}
+	return -1;
 }
