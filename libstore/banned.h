@@ -43,3 +43,5 @@
 #define atoll(x) BANNED(atoll)
 #undef qsort
 #define qsort(...) BANNED(qsort) /* NULL base with n == 0 is undefined; use sort_array */
+#undef dup
+#define dup(fd) BANNED(dup) /* not close-on-exec; use fd_dup_cloexec */

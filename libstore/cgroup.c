@@ -359,7 +359,7 @@ static int sigkill_tree(int dirfd, const char *path, int depth, size_t *count,
 			return nib_error_errno(err, "cannot kill process %llu of cgroup '%s'",
 					       (unsigned long long)pid, path);
 	}
-	fd2 = dup(dirfd);
+	fd2 = fd_dup_cloexec(dirfd);
 	if (fd2 < 0)
 		return nib_error_errno(err, "dup failed");
 	d = fdopendir(fd2);
@@ -484,7 +484,7 @@ static int rmdir_tree(int dirfd, const char *name, const char *path, int depth,
 			return 0;
 		return nib_error_errno(err, "cannot open cgroup '%s'", path);
 	}
-	fd2 = dup(fd);
+	fd2 = fd_dup_cloexec(fd);
 	if (fd2 < 0)
 		return nib_error_errno(err, "dup failed");
 	d = fdopendir(fd2);

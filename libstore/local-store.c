@@ -338,7 +338,7 @@ static int canon_at(struct local_store *ls, int dirfd, const char *name, struct 
 	{
 		cleanup_dir DIR *d = NULL;
 		struct dirent *de;
-		int fd2 = dup(fd);
+		int fd2 = fd_dup_cloexec(fd);
 		size_t len = what->len;
 
 		if (fd2 < 0)
@@ -562,7 +562,7 @@ static int copy_at(int sdir, const char *sname, int ddir, const char *dname, str
 		out = openat(ddir, dname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (out < 0)
 			return nib_error_errno(err, "cannot open the copy of '%s'", what->buf);
-		fd2 = dup(in);
+		fd2 = fd_dup_cloexec(in);
 		if (fd2 < 0 || (d = fdopendir(fd2)) == NULL) {
 			if (fd2 >= 0)
 				close(fd2);

@@ -994,7 +994,7 @@ static int dir_is_empty(int fd)
 {
 	cleanup_dir DIR *d = NULL;
 	struct dirent *de;
-	int fd2 = dup(fd);
+	int fd2 = fd_dup_cloexec(fd);
 
 	if (fd2 < 0)
 		return -1;

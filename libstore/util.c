@@ -321,7 +321,7 @@ static int rm_rf_children(int dfd, const char *what, int depth, struct nib_error
 
 	if (depth > 4096)
 		return nib_error_set(err, NIB_E_INVALID, 0, "'%s' is nested too deeply", what);
-	fd2 = dup(dfd);
+	fd2 = fd_dup_cloexec(dfd);
 	if (fd2 < 0)
 		return nib_error_errno(err, "dup failed");
 	d = fdopendir(fd2);
@@ -426,6 +426,11 @@ uint64_t now_monotonic_usec(void)
 uint64_t now_realtime_usec(void)
 {
 	return clock_usec(CLOCK_REALTIME);
+}
+
+int fd_dup_cloexec(int fd)
+{
+	return fcntl(fd, F_DUPFD_CLOEXEC, 3);
 }
 
 int fd_set_cloexec(int fd, bool on)

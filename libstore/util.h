@@ -108,6 +108,9 @@ char *path_join(const char *a, const char *b);
 uint64_t now_monotonic_usec(void);
 uint64_t now_realtime_usec(void);
 
+/* dup() with FD_CLOEXEC set atomically (every nib fd is close-on-exec); -1 + errno. */
+int fd_dup_cloexec(int fd);
+
 /* Set or clear FD_CLOEXEC. */
 int fd_set_cloexec(int fd, bool on);
 

@@ -183,6 +183,20 @@ static void test_format_bytes(void)
 	CU_ASSERT_STRING_EQUAL(c, "3.0 GiB");
 }
 
+static void test_fd_dup_cloexec(void)
+{
+	int fd = fd_dup_cloexec(STDERR_FILENO);
+	int flags = fd >= 0 ? fcntl(fd, F_GETFD) : -1;
+
+	CU_ASSERT(fd >= 3);
+	CU_ASSERT(flags >= 0 && (flags & FD_CLOEXEC));
+	if (fd >= 0)
+		close(fd);
+	errno = 0;
+	CU_ASSERT_EQUAL(fd_dup_cloexec(-1), -1);
+	CU_ASSERT_EQUAL(errno, EBADF);
+}
+
 static CU_TestInfo tests[] = {
 	{ "parse numbers", test_parse_numbers },
 	{ "parse sizes", test_parse_size },
@@ -192,6 +206,7 @@ static CU_TestInfo tests[] = {
 	{ "files", test_files },
 	{ "rm_rf", test_rm_rf },
 	{ "format_bytes", test_format_bytes },
+	{ "fd_dup_cloexec", test_fd_dup_cloexec },
 	CU_TEST_INFO_NULL,
 };
 
