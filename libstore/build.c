@@ -1242,15 +1242,10 @@ static int check_tree(int pfd, const char *name, struct strbuf *what, const stru
 		cleanup_dir DIR *d = NULL;
 		struct dirent *de;
 		size_t len = what->len;
-		int fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
-		if (fd < 0)
-			return nib_error_errno(err, "cannot open '%s'", what->buf);
-		d = fdopendir(fd);
-		if (d == NULL) {
-			close(fd);
-			return nib_error_errno(err, "cannot read '%s'", what->buf);
-		}
+		d = opendir_at(pfd, name);
+		if (d == NULL)
+			return nib_error_errno(err, "cannot read directory '%s'", what->buf);
 		while ((errno = 0, de = readdir(d)) != NULL) {
 			if (STREQ(de->d_name, ".") || STREQ(de->d_name, ".."))
 				continue;

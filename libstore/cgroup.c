@@ -335,7 +335,6 @@ static int sigkill_tree(int dirfd, const char *path, int depth, size_t *count,
 	cleanup_free char *procs = NULL;
 	cleanup_dir DIR *d = NULL;
 	struct dirent *de;
-	int fd2;
 
 	if (depth > CG_MAX_DEPTH)
 		return nib_error_set(err, NIB_E_INVALID, 0, "cgroup '%s' is nested too deeply",
@@ -359,14 +358,9 @@ static int sigkill_tree(int dirfd, const char *path, int depth, size_t *count,
 			return nib_error_errno(err, "cannot kill process %llu of cgroup '%s'",
 					       (unsigned long long)pid, path);
 	}
-	fd2 = fd_dup_cloexec(dirfd);
-	if (fd2 < 0)
-		return nib_error_errno(err, "dup failed");
-	d = fdopendir(fd2);
-	if (d == NULL) {
-		close(fd2);
+	d = opendir_dup(dirfd);
+	if (d == NULL)
 		return nib_error_errno(err, "cannot list cgroup '%s'", path);
-	}
 	while ((errno = 0, de = readdir(d)) != NULL) {
 		cleanup_close int sub = -1;
 		cleanup_free char *subpath = NULL;
@@ -473,7 +467,6 @@ static int rmdir_tree(int dirfd, const char *name, const char *path, int depth,
 	cleanup_dir DIR *d = NULL;
 	uint64_t start, delay = 500;
 	struct dirent *de;
-	int fd2;
 
 	if (depth > CG_MAX_DEPTH)
 		return nib_error_set(err, NIB_E_INVALID, 0, "cgroup '%s' is nested too deeply",
@@ -484,14 +477,9 @@ static int rmdir_tree(int dirfd, const char *name, const char *path, int depth,
 			return 0;
 		return nib_error_errno(err, "cannot open cgroup '%s'", path);
 	}
-	fd2 = fd_dup_cloexec(fd);
-	if (fd2 < 0)
-		return nib_error_errno(err, "dup failed");
-	d = fdopendir(fd2);
-	if (d == NULL) {
-		close(fd2);
+	d = opendir_dup(fd);
+	if (d == NULL)
 		return nib_error_errno(err, "cannot list cgroup '%s'", path);
-	}
 	while ((errno = 0, de = readdir(d)) != NULL) {
 		cleanup_free char *sub = NULL;
 		if (de->d_type != DT_DIR || STREQ(de->d_name, ".") || STREQ(de->d_name, ".."))

@@ -529,12 +529,12 @@ static int compute_live(struct local_store *ls, struct strset *roots, struct str
 }
 
 /* Bytes held by a tree: regular files not linked elsewhere, and symlinks. */
-static uint64_t tree_size_at(int dirfd, const char *name, int depth)
+static uint64_t tree_size_at(int pfd, const char *name, int depth)
 {
 	struct stat st;
 	uint64_t total = 0;
 
-	if (depth > 1024 || fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	if (depth > 1024 || fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return 0;
 	if (S_ISREG(st.st_mode))
 		return st.st_nlink == 1 ? (uint64_t)st.st_size : 0;
@@ -543,18 +543,13 @@ static uint64_t tree_size_at(int dirfd, const char *name, int depth)
 	if (S_ISDIR(st.st_mode)) {
 		cleanup_dir DIR *d = NULL;
 		struct dirent *de;
-		int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
-		if (fd < 0)
+		d = opendir_at(pfd, name);
+		if (d == NULL)
 			return 0;
-		d = fdopendir(fd);
-		if (d == NULL) {
-			close(fd);
-			return 0;
-		}
 		while ((de = readdir(d)) != NULL)
 			if (!STREQ(de->d_name, ".") && !STREQ(de->d_name, ".."))
-				total += tree_size_at(fd, de->d_name, depth + 1);
+				total += tree_size_at(dirfd(d), de->d_name, depth + 1);
 	}
 	return total;
 }

@@ -338,16 +338,11 @@ static int canon_at(struct local_store *ls, int dirfd, const char *name, struct 
 	{
 		cleanup_dir DIR *d = NULL;
 		struct dirent *de;
-		int fd2 = fd_dup_cloexec(fd);
 		size_t len = what->len;
 
-		if (fd2 < 0)
+		d = opendir_dup(fd);
+		if (d == NULL)
 			return nib_error_errno(err, "cannot read directory '%s'", what->buf);
-		d = fdopendir(fd2);
-		if (d == NULL) {
-			close(fd2);
-			return nib_error_errno(err, "cannot read directory '%s'", what->buf);
-		}
 		while ((errno = 0, de = readdir(d)) != NULL) {
 			if (STREQ(de->d_name, ".") || STREQ(de->d_name, ".."))
 				continue;
@@ -439,21 +434,16 @@ static int check_canon_at(struct local_store *ls, int pfd, const char *name, str
 		cleanup_dir DIR *d = NULL;
 		struct dirent *de;
 		size_t len = what->len;
-		int fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
-		if (fd < 0)
-			return nib_error_errno(err, "cannot open '%s'", what->buf);
-		d = fdopendir(fd);
-		if (d == NULL) {
-			close(fd);
+		d = opendir_at(pfd, name);
+		if (d == NULL)
 			return nib_error_errno(err, "cannot read directory '%s'", what->buf);
-		}
 		while ((errno = 0, de = readdir(d)) != NULL) {
 			int r;
 			if (STREQ(de->d_name, ".") || STREQ(de->d_name, ".."))
 				continue;
 			strbuf_addf(what, "/%s", de->d_name);
-			r = check_canon_at(ls, fd, de->d_name, what, depth + 1, ret, err);
+			r = check_canon_at(ls, dirfd(d), de->d_name, what, depth + 1, ret, err);
 			if (r != 0)
 				return r;
 			strbuf_setlen(what, len);
@@ -552,7 +542,6 @@ static int copy_at(int sdir, const char *sname, int ddir, const char *dname, str
 		cleanup_dir DIR *d = NULL;
 		struct dirent *de;
 		size_t len = what->len;
-		int fd2;
 
 		in = openat(sdir, sname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (in < 0)
@@ -562,12 +551,9 @@ static int copy_at(int sdir, const char *sname, int ddir, const char *dname, str
 		out = openat(ddir, dname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (out < 0)
 			return nib_error_errno(err, "cannot open the copy of '%s'", what->buf);
-		fd2 = fd_dup_cloexec(in);
-		if (fd2 < 0 || (d = fdopendir(fd2)) == NULL) {
-			if (fd2 >= 0)
-				close(fd2);
+		d = opendir_dup(in);
+		if (d == NULL)
 			return nib_error_errno(err, "cannot read directory '%s'", what->buf);
-		}
 		while ((errno = 0, de = readdir(d)) != NULL) {
 			if (STREQ(de->d_name, ".") || STREQ(de->d_name, ".."))
 				continue;

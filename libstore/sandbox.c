@@ -994,15 +994,10 @@ static int dir_is_empty(int fd)
 {
 	cleanup_dir DIR *d = NULL;
 	struct dirent *de;
-	int fd2 = fd_dup_cloexec(fd);
 
-	if (fd2 < 0)
+	d = opendir_dup(fd);
+	if (d == NULL)
 		return -1;
-	d = fdopendir(fd2);
-	if (d == NULL) {
-		close(fd2);
-		return -1;
-	}
 	while ((errno = 0, de = readdir(d)) != NULL)
 		if (!STREQ(de->d_name, ".") && !STREQ(de->d_name, ".."))
 			return 0;

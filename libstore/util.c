@@ -317,18 +317,12 @@ static int rm_rf_children(int dfd, const char *what, int depth, struct nib_error
 {
 	cleanup_dir DIR *d = NULL;
 	struct dirent *de;
-	int fd2;
 
 	if (depth > 4096)
 		return nib_error_set(err, NIB_E_INVALID, 0, "'%s' is nested too deeply", what);
-	fd2 = fd_dup_cloexec(dfd);
-	if (fd2 < 0)
-		return nib_error_errno(err, "dup failed");
-	d = fdopendir(fd2);
-	if (d == NULL) {
-		close(fd2);
+	d = opendir_dup(dfd);
+	if (d == NULL)
 		return nib_error_errno(err, "cannot read directory '%s'", what);
-	}
 	while ((errno = 0, de = readdir(d)) != NULL) {
 		if (STREQ(de->d_name, ".") || STREQ(de->d_name, ".."))
 			continue;
@@ -426,6 +420,32 @@ uint64_t now_monotonic_usec(void)
 uint64_t now_realtime_usec(void)
 {
 	return clock_usec(CLOCK_REALTIME);
+}
+
+static DIR *fdopendir_or_close(int fd)
+{
+	DIR *d;
+
+	if (fd < 0)
+		return NULL;
+	d = fdopendir(fd);
+	if (d == NULL) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+	}
+	return d;
+}
+
+DIR *opendir_at(int dirfd, const char *name)
+{
+	return fdopendir_or_close(
+		openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+}
+
+DIR *opendir_dup(int fd)
+{
+	return fdopendir_or_close(fd_dup_cloexec(fd));
 }
 
 int fd_dup_cloexec(int fd)

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <sys/types.h>
 
 #include "error.h"
@@ -107,6 +108,14 @@ char *path_join(const char *a, const char *b);
 /* Monotonic / realtime clocks in microseconds. */
 uint64_t now_monotonic_usec(void);
 uint64_t now_realtime_usec(void);
+
+/*
+ * Directory streams, close-on-exec, never following a symlink at name:
+ * opendir_at opens dirfd/name; opendir_dup lists the directory fd without
+ * taking it over (the stream has its own duplicate).  NULL + errno on error.
+ */
+DIR *opendir_at(int dirfd, const char *name);
+DIR *opendir_dup(int fd);
 
 /* dup() with FD_CLOEXEC set atomically (every nib fd is close-on-exec); -1 + errno. */
 int fd_dup_cloexec(int fd);

@@ -197,6 +197,44 @@ static void test_fd_dup_cloexec(void)
 	CU_ASSERT_EQUAL(errno, EBADF);
 }
 
+static void test_opendir_helpers(void)
+{
+	cleanup_free char *sub = path_join(tmp, "sub");
+	cleanup_free char *link = path_join(tmp, "link");
+	cleanup_close int fd = -1;
+	DIR *d;
+
+	CU_ASSERT_EQUAL(mkdir(sub, 0755), 0);
+	CU_ASSERT_EQUAL(symlink(sub, link), 0);
+	fd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	CU_ASSERT(fd >= 0);
+
+	d = opendir_at(fd, "sub");
+	CU_ASSERT_PTR_NOT_NULL(d);
+	if (d != NULL) {
+		int flags = fcntl(dirfd(d), F_GETFD);
+		CU_ASSERT(flags >= 0 && (flags & FD_CLOEXEC));
+		closedir(d);
+	}
+	/* A symlink is never followed. */
+	errno = 0;
+	CU_ASSERT_PTR_NULL(opendir_at(fd, "link"));
+	CU_ASSERT(errno == ELOOP || errno == ENOTDIR);
+	errno = 0;
+	CU_ASSERT_PTR_NULL(opendir_at(fd, "missing"));
+	CU_ASSERT_EQUAL(errno, ENOENT);
+
+	/* opendir_dup leaves the caller's fd open and usable. */
+	d = opendir_dup(fd);
+	CU_ASSERT_PTR_NOT_NULL(d);
+	if (d != NULL)
+		closedir(d);
+	CU_ASSERT(fcntl(fd, F_GETFD) >= 0);
+	errno = 0;
+	CU_ASSERT_PTR_NULL(opendir_dup(-1));
+	CU_ASSERT_EQUAL(errno, EBADF);
+}
+
 static CU_TestInfo tests[] = {
 	{ "parse numbers", test_parse_numbers },
 	{ "parse sizes", test_parse_size },
@@ -207,6 +245,7 @@ static CU_TestInfo tests[] = {
 	{ "rm_rf", test_rm_rf },
 	{ "format_bytes", test_format_bytes },
 	{ "fd_dup_cloexec", test_fd_dup_cloexec },
+	{ "opendir_at and opendir_dup", test_opendir_helpers },
 	CU_TEST_INFO_NULL,
 };
 
