@@ -8,7 +8,10 @@
  * "sha256:<base16>" of the NAR, as Nix writes it.
  *
  * Connections use WAL, foreign keys, a busy timeout, and retry on
- * SQLITE_BUSY until a deadline.  Statements are prepared once per
+ * SQLITE_BUSY until a deadline.  They do not checkpoint when they close
+ * (checkpoints come with commits once the WAL is long enough), so the
+ * latest transactions may live only in the -wal file: the database is
+ * db.sqlite together with db.sqlite-wal, and a copy must take both.  Statements are prepared once per
  * connection and reused.  Write transactions are BEGIN IMMEDIATE, so they
  * never fail half-way on a lock upgrade.  A transaction is a value:
  *

@@ -16,13 +16,16 @@ like "error says so" "$ERR" "schema version 11, newer than version 10"
 echo 10 >"$NIB_STATE_DIR/db/schema"
 run_ok "back to 10" "$NIB" path-info "$P"
 
-# A damaged database file.
+# A damaged database file.  The database is db.sqlite with its WAL (the
+# latest transactions may not have been checkpointed into db.sqlite yet).
 cp "$NIB_STATE_DIR/db/db.sqlite" "$TEST_ROOT/db.good"
+cp "$NIB_STATE_DIR/db/db.sqlite-wal" "$TEST_ROOT/db.good-wal"
 rm -f "$NIB_STATE_DIR/db/db.sqlite-wal" "$NIB_STATE_DIR/db/db.sqlite-shm"
 head -c 8192 /dev/urandom >"$NIB_STATE_DIR/db/db.sqlite"
 run_fails "a damaged database is an error" 1 "$NIB" path-info "$P"
 like "error names the file" "$ERR" "database '$NIB_STATE_DIR/db/db.sqlite' is damaged"
 cp "$TEST_ROOT/db.good" "$NIB_STATE_DIR/db/db.sqlite"
+cp "$TEST_ROOT/db.good-wal" "$NIB_STATE_DIR/db/db.sqlite-wal"
 run_ok "restored" "$NIB" path-info "$P"
 
 # Another user may look but not write.
