@@ -2060,8 +2060,6 @@ static int setup(struct build_ctx *c, struct nib_error **err)
 	}
 	if (setup_extra_binds(c, err) < 0)
 		return -1;
-	if (uid_pool_validate(s, NULL, err) < 0)
-		return -1;
 	c->pool = uid_pool_open(s, NULL, err);
 	if (c->pool == NULL)
 		return -1;

@@ -792,10 +792,99 @@ static int validate_classic(const struct settings *s, const struct uid_pool_db *
 	return 0;
 }
 
+/*
+ * Checking the range against the system's accounts walks every user and
+ * group through NSS (with systemd's NSS module, a dozen file lookups per
+ * entry): most of a millisecond that every `nib build` would pay.  So a
+ * success with the system databases is remembered in
+ * <state-dir>/userpool/validated, under a key made of the pool settings and
+ * the identity (device, inode, size, modification and change times) of
+ * every file the check reads or that says where accounts come from.  The
+ * verdict is used only while the key is unchanged and for at most
+ * VALIDATED_MAX_AGE seconds, so accounts from sources that change no file
+ * (LDAP, systemd's dynamic users) are checked again soon.  Failures are
+ * never remembered, and the cache is only read from and written to a
+ * userpool directory that is private to the caller (as uid_pool_open
+ * requires), so nobody else can plant a verdict.
+ */
+#define VALIDATED_FILE "validated"
+#define VALIDATED_MAX_AGE 600
+
+static const char *const validated_inputs[] = {
+	"/etc/passwd", "/etc/group", "/etc/subuid", "/etc/subgid", "/etc/nsswitch.conf",
+};
+
+static char *validated_key(const struct settings *s)
+{
+	struct strbuf key = STRBUF_INIT;
+
+	strbuf_addf(&key, "v1 start-id=%lld id-count=%lld ids-per-build=%lld\n",
+		    (long long)s->start_id, (long long)s->id_count, (long long)s->ids_per_build);
+	for (size_t i = 0; i < ARRAY_SIZE(validated_inputs); i++) {
+		struct stat st;
+
+		if (stat(validated_inputs[i], &st) < 0) {
+			strbuf_addf(&key, "%s errno=%d\n", validated_inputs[i], errno);
+			continue;
+		}
+		strbuf_addf(&key, "%s %llu %llu %lld %lld.%09ld %lld.%09ld\n", validated_inputs[i],
+			    (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
+			    (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
+			    (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
+	}
+	return strbuf_detach(&key, NULL);
+}
+
+/* <state-dir>/userpool if it exists and is private to us (see open_private_dir), else -1. */
+static int open_validated_dir(const struct settings *s)
+{
+	cleanup_free char *dir = path_join(s->state_dir, "userpool");
+	cleanup_close int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+
+	if (fd < 0 || fstat(fd, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & 022) != 0)
+		return -1;
+	return TAKE_FD(fd);
+}
+
+static bool validated_recently(const struct settings *s, const char *key)
+{
+	cleanup_close int dfd = open_validated_dir(s);
+	cleanup_close int fd = -1;
+	cleanup_free char *buf = NULL;
+	cleanup_error struct nib_error *e = NULL;
+	time_t now = time(NULL);
+	struct stat st;
+	size_t len = 0;
+
+	if (dfd < 0)
+		return false;
+	fd = openat(dfd, VALIDATED_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid())
+		return false;
+	if (st.st_mtime > now || now - st.st_mtime >= VALIDATED_MAX_AGE)
+		return false;
+	if (read_fd_all(fd, 4096, &buf, &len, &e) < 0)
+		return false;
+	return len == strlen(key) && memcmp(buf, key, len) == 0;
+}
+
+static void remember_validated(const struct settings *s, const char *key)
+{
+	cleanup_close int dfd = open_validated_dir(s);
+	cleanup_error struct nib_error *e = NULL;
+
+	/* Losing it costs one more check, so it is not synced. */
+	if (dfd >= 0 &&
+	    write_file_atomic_at(dfd, VALIDATED_FILE, key, strlen(key), 0600, false, &e) < 0)
+		log_debug("uid pool: cannot remember the validation: %s", e->msg);
+}
+
 int uid_pool_validate(const struct settings *s, const struct uid_pool_db *db,
 		      struct nib_error **err)
 {
 	struct range_check c = { .s = s };
+	cleanup_free char *key = NULL;
 	uint64_t slots;
 
 	if (!s->auto_allocate_uids)
@@ -814,6 +903,12 @@ int uid_pool_validate(const struct settings *s, const struct uid_pool_db *db,
 	c.lo = (uint64_t)s->start_id;
 	c.hi = c.lo + (uint64_t)s->id_count - 1;
 
+	/* The key is made before the check, so a change during the check is seen next time. */
+	if (db == NULL) {
+		key = validated_key(s);
+		if (validated_recently(s, key))
+			return 0;
+	}
 	c.db = db_label(db ? db->passwd : NULL, "system passwd database");
 	if (walk_passwd(db, check_pw_cb, &c, err) < 0)
 		return -1;
@@ -824,6 +919,8 @@ int uid_pool_validate(const struct settings *s, const struct uid_pool_db *db,
 		return -1;
 	if (check_subid_file(&c, db && db->subgid ? db->subgid : "/etc/subgid", "GID", err) < 0)
 		return -1;
+	if (key != NULL)
+		remember_validated(s, key);
 	return 0;
 }
 

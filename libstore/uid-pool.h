@@ -108,6 +108,11 @@ struct uid_pool_db {
  * root or the caller's own uid.  Returns 0, or -1 with a NIB_E_CONFIG error
  * naming the setting, its value and the conflicting account or range
  * (NIB_E_SYS when a database cannot be read).  db may be NULL (system).
+ * With the system databases, an auto-mode success is remembered in
+ * <state-dir>/userpool/validated and trusted for up to ten minutes while
+ * the settings and the account files (/etc/passwd, group, subuid, subgid,
+ * nsswitch.conf) are unchanged, so that each `nib build` does not walk
+ * every account through NSS again.
  */
 int uid_pool_validate(const struct settings *s, const struct uid_pool_db *db,
 		      struct nib_error **err);

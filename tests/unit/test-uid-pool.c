@@ -262,6 +262,76 @@ static void test_validate_missing_db(void)
 	db.passwd = saved;
 }
 
+static char *read_text(const char *path);
+
+static ino_t inode_of(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? st.st_ino : 0;
+}
+
+/*
+ * With the system databases a success is remembered in userpool/validated,
+ * reused while the key holds and the file is young, and only in a private
+ * userpool directory.  Whether it was reused shows in the file's inode: a
+ * fresh verdict is written to a new file and renamed over the old one.
+ */
+static void test_validate_cache(void)
+{
+	cleanup_settings struct settings *s = mk_settings(true);
+	cleanup_settings struct settings *other = mk_settings(true);
+	cleanup_error struct nib_error *e = NULL;
+	cleanup_free char *dir = path_join(state_dir, "userpool");
+	cleanup_free char *file = path_join(dir, "validated");
+	cleanup_free char *text = NULL;
+	struct timespec old[2] = { { 0, UTIME_OMIT }, { time(NULL) - 3600, 0 } };
+	ino_t ino;
+
+	if (uid_pool_validate(s, NULL, &e) < 0) {
+		fprintf(stderr, "skipped: the test range is not free on this system: %s\n", e->msg);
+		return;
+	}
+	/* No userpool directory: nothing is remembered. */
+	CU_ASSERT_EQUAL(inode_of(file), 0);
+	CU_ASSERT_EQUAL(mkdir(state_dir, 0755), 0);
+	CU_ASSERT_EQUAL(mkdir(dir, 0700), 0);
+	CU_ASSERT_EQUAL(uid_pool_validate(s, NULL, &e), 0);
+	ino = inode_of(file);
+	CU_ASSERT_NOT_EQUAL(ino, 0);
+	text = read_text(file);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "start-id=2999999488 id-count=8192"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "/etc/passwd "));
+
+	/* Reused. */
+	CU_ASSERT_EQUAL(uid_pool_validate(s, NULL, &e), 0);
+	CU_ASSERT_EQUAL(inode_of(file), ino);
+	/* Other settings: checked again. */
+	settings_set(other, "id-count", "4096", ORIGIN_CMDLINE, NULL, &e);
+	CU_ASSERT_EQUAL(uid_pool_validate(other, NULL, &e), 0);
+	CU_ASSERT_NOT_EQUAL(inode_of(file), ino);
+	ino = inode_of(file);
+	CU_ASSERT_EQUAL(uid_pool_validate(other, NULL, &e), 0);
+	CU_ASSERT_EQUAL(inode_of(file), ino);
+	/* Too old: checked again. */
+	CU_ASSERT_EQUAL(utimensat(AT_FDCWD, file, old, 0), 0);
+	CU_ASSERT_EQUAL(uid_pool_validate(other, NULL, &e), 0);
+	CU_ASSERT_NOT_EQUAL(inode_of(file), ino);
+	ino = inode_of(file);
+	/* A directory others may write is neither trusted nor written. */
+	CU_ASSERT_EQUAL(chmod(dir, 0770), 0);
+	CU_ASSERT_EQUAL(uid_pool_validate(other, NULL, &e), 0);
+	CU_ASSERT_EQUAL(utimensat(AT_FDCWD, file, old, 0), 0);
+	CU_ASSERT_EQUAL(uid_pool_validate(other, NULL, &e), 0);
+	CU_ASSERT_EQUAL(inode_of(file), ino);
+	CU_ASSERT_EQUAL(chmod(dir, 0700), 0);
+	/* Fake account databases are never cached. */
+	CU_ASSERT_EQUAL(utimensat(AT_FDCWD, file, old, 0), 0);
+	expect_valid(other);
+	CU_ASSERT_EQUAL(inode_of(file), ino);
+	CU_ASSERT_PTR_NULL(e);
+}
+
 static void test_validate_classic(void)
 {
 	cleanup_settings struct settings *s = mk_settings(false);
@@ -1332,6 +1402,7 @@ static CU_TestInfo validate_tests[] = {
 	{ "group conflicts", test_validate_group },
 	{ "subuid/subgid overlaps", test_validate_subid },
 	{ "missing database", test_validate_missing_db },
+	{ "remembered verdict", test_validate_cache },
 	{ "classic mode", test_validate_classic },
 	CU_TEST_INFO_NULL,
 };
