@@ -1077,10 +1077,19 @@ static int job_start(struct build_ctx *c, size_t idx, struct job **ret_job, stru
 	j->top_dir = xasprintf("%s/nib-build-%s", c->build_dir, j->slot->name);
 	j->build_dir = xasprintf("%s/build", j->top_dir);
 	j->output_dir = xasprintf("%s/%s", c->outputs_dir, j->slot->name);
-	/* Recorded before they exist, so that a crash in between leaves a trace. */
-	if (uid_pool_slot_set_info(j->slot, UID_POOL_KEY_BUILD_DIR, j->top_dir, err) < 0 ||
-	    uid_pool_slot_set_info(j->slot, SLOT_KEY_OUTPUT_DIR, j->output_dir, err) < 0)
-		goto fail;
+	/* Named by the UID range: unique on the host even across state directories. */
+	if (s->use_cgroups)
+		cg_name = xasprintf("nib-build-%u", (unsigned)j->slot->first_uid);
+	/* Recorded before they exist (in one write), so that a crash in between leaves a trace. */
+	{
+		const char *keys[] = { UID_POOL_KEY_BUILD_DIR, SLOT_KEY_OUTPUT_DIR,
+				       UID_POOL_KEY_CGROUP };
+		const char *values[] = { j->top_dir, j->output_dir, cg_name };
+
+		if (uid_pool_slot_set_infos(j->slot, keys, values, cg_name != NULL ? 3 : 2, err) <
+		    0)
+			goto fail;
+	}
 	if (make_fresh_dir(j->top_dir, 0700, err) < 0 ||
 	    make_fresh_dir(j->build_dir, 0700, err) < 0 ||
 	    make_fresh_dir(j->output_dir, 0700, err) < 0)
@@ -1088,10 +1097,6 @@ static int job_start(struct build_ctx *c, size_t idx, struct job **ret_job, stru
 	if (s->use_cgroups) {
 		struct cgroup_limits lim = { .memory_max = s->build_memory_max,
 					     .pids_max = (uint64_t)s->build_pids_max };
-		/* Named by the UID range: unique on the host even across state directories. */
-		cg_name = xasprintf("nib-build-%u", (unsigned)j->slot->first_uid);
-		if (uid_pool_slot_set_info(j->slot, UID_POOL_KEY_CGROUP, cg_name, err) < 0)
-			goto fail;
 		if (cgroup_build_create(process_cgroot, cg_name, &lim, &j->cg, err) < 0) {
 			nib_error_prefix(err, "cannot create the build's cgroup");
 			goto fail;

@@ -182,6 +182,7 @@ static int record_write(int fd, const struct record *r, struct nib_error **err)
 {
 	cleanup_strbuf struct strbuf sb = STRBUF_INIT;
 	size_t off = 0;
+	struct stat st;
 
 	record_format(r, &sb);
 	while (off < sb.len) {
@@ -193,7 +194,14 @@ static int record_write(int fd, const struct record *r, struct nib_error **err)
 		}
 		off += (size_t)w;
 	}
-	if (ftruncate(fd, (off_t)sb.len) < 0)
+	/*
+	 * Only when the record shrank: records mostly grow (keys are added while
+	 * a build sets up), and on a journaling file system every truncate is a
+	 * metadata update that can wait behind another process's fsync.
+	 */
+	if (fstat(fd, &st) < 0)
+		return nib_error_errno(err, "cannot stat slot record");
+	if (st.st_size > (off_t)sb.len && ftruncate(fd, (off_t)sb.len) < 0)
 		return nib_error_errno(err, "cannot truncate slot record");
 	return 0;
 }
@@ -1839,25 +1847,39 @@ int uid_pool_acquire(struct uid_pool *p, const struct uid_pool_acquire_opts *opt
 	}
 }
 
-int uid_pool_slot_set_info(struct uid_pool_slot *slot, const char *key, const char *value,
-			   struct nib_error **err)
+int uid_pool_slot_set_infos(struct uid_pool_slot *slot, const char *const *keys,
+			    const char *const *values, size_t n, struct nib_error **err)
 {
 	struct uid_pool_slot_priv *v = slot->priv;
 
 	if (v->owner != getpid() || v->rec_fd < 0)
 		return nib_error_set(err, NIB_E_INVALID, 0, "slot %u is not held by this process",
 				     slot->index);
-	if (!valid_key(key) || STREQ(key, UID_POOL_KEY_PID) || STREQ(key, UID_POOL_KEY_SINCE))
-		return nib_error_set(err, NIB_E_INVALID, 0, "invalid slot record key '%s'", key);
-	if (value != NULL && (strchr(value, '\n') != NULL || strlen(value) > INFO_VALUE_MAX))
-		return nib_error_set(err, NIB_E_INVALID, 0,
-				     "invalid value for slot record key '%s': newline or longer "
-				     "than %zu bytes",
-				     key, INFO_VALUE_MAX);
-	record_set(&v->rec, key, value);
+	for (size_t i = 0; i < n; i++) {
+		const char *key = keys[i], *value = values[i];
+
+		if (!valid_key(key) || STREQ(key, UID_POOL_KEY_PID) ||
+		    STREQ(key, UID_POOL_KEY_SINCE))
+			return nib_error_set(err, NIB_E_INVALID, 0, "invalid slot record key '%s'",
+					     key);
+		if (value != NULL &&
+		    (strchr(value, '\n') != NULL || strlen(value) > INFO_VALUE_MAX))
+			return nib_error_set(err, NIB_E_INVALID, 0,
+					     "invalid value for slot record key '%s': newline or "
+					     "longer than %zu bytes",
+					     key, INFO_VALUE_MAX);
+	}
+	for (size_t i = 0; i < n; i++)
+		record_set(&v->rec, keys[i], values[i]);
 	if (record_write(v->rec_fd, &v->rec, err) < 0)
 		return nib_error_prefix(err, "'%s/%s'", v->pool->dir, v->name);
 	return 0;
+}
+
+int uid_pool_slot_set_info(struct uid_pool_slot *slot, const char *key, const char *value,
+			   struct nib_error **err)
+{
+	return uid_pool_slot_set_infos(slot, &key, &value, 1, err);
 }
 
 int uid_pool_slot_drop_privileges(const struct uid_pool_slot *slot, struct nib_error **err)

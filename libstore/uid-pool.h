@@ -219,6 +219,13 @@ int uid_pool_acquire(struct uid_pool *p, const struct uid_pool_acquire_opts *opt
 int uid_pool_slot_set_info(struct uid_pool_slot *slot, const char *key, const char *value,
 			   struct nib_error **err);
 
+/*
+ * The same for n entries at once (keys[i] gets values[i]), with one write
+ * of the slot file.  Invalid keys or values are refused before any is set.
+ */
+int uid_pool_slot_set_infos(struct uid_pool_slot *slot, const char *const *keys,
+			    const char *const *values, size_t n, struct nib_error **err);
+
 /* A record entry, or NULL.  The string belongs to the slot. */
 const char *uid_pool_slot_get_info(const struct uid_pool_slot *slot, const char *key);
 

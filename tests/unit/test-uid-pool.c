@@ -558,6 +558,30 @@ static void test_set_info(void)
 	CU_ASSERT_EQUAL(uid_pool_slot_set_info(slot, "build-dir", "a\nb", &e), -1);
 	CU_ASSERT(e && strstr(e->msg, "newline"));
 	nib_error_clear(&e);
+	{
+		const char *keys[] = { "output-dir", "cgroup", "since" };
+		const char *values[] = { "/o", "nib-build-1", "1" };
+
+		/* One bad entry: none is set. */
+		CU_ASSERT_EQUAL(uid_pool_slot_set_infos(slot, keys, values, 3, &e), -1);
+		nib_error_clear(&e);
+		CU_ASSERT_PTR_NULL(uid_pool_slot_get_info(slot, "output-dir"));
+		CU_ASSERT_EQUAL(uid_pool_slot_set_infos(slot, keys, values, 2, &e), 0);
+		free(text);
+		text = read_text(file);
+		CU_ASSERT_PTR_NOT_NULL(strstr(text, "\noutput-dir=/o\n"));
+		CU_ASSERT_PTR_NOT_NULL(strstr(text, "\ncgroup=nib-build-1\n"));
+		CU_ASSERT_PTR_NOT_NULL(strstr(text, "\nbuild-dir=/x/z\n"));
+		/* Shorter again: the file is cut to the new record. */
+		CU_ASSERT_EQUAL(
+			uid_pool_slot_set_infos(slot, keys, (const char *[]){ NULL, NULL }, 2, &e),
+			0);
+		free(text);
+		text = read_text(file);
+		CU_ASSERT_PTR_NULL(strstr(text, "output-dir"));
+		CU_ASSERT_PTR_NULL(strstr(text, "cgroup"));
+		CU_ASSERT_PTR_NOT_NULL(strstr(text, "\nbuild-dir=/x/z\n"));
+	}
 	/* The build dir /x/z does not exist: cleanup has nothing to remove. */
 	CU_ASSERT_EQUAL(uid_pool_release(slot, NULL, &e), 0);
 	nib_error_free(e);
