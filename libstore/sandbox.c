@@ -135,6 +135,7 @@ struct sandbox {
 	pid_t pid;
 	int pidfd;
 	int report_fd; /* until the setup report is read; -1 after */
+	int sync_fd;   /* the release pipe, kept open until then: its hangup means we died */
 	char *builder; /* for the report's message */
 	bool reaped;
 	int status;
@@ -442,6 +443,37 @@ static int close_other_fds(int keep)
 	return 0;
 }
 
+/*
+ * First thing in the child: close every descriptor it inherited but does
+ * not use.  Descriptors are CLOEXEC and would go at execve anyway, but until
+ * then the child shares the parent's open files, and with them their locks:
+ * a slot, job token or output lock that the parent releases meanwhile (a
+ * build of its own that ends while this one sets up) would stay taken until
+ * this child execs.  Best effort: without close_range, exec still closes
+ * them.
+ */
+static void close_inherited_fds(const struct plan *p)
+{
+	int keep[] = { p->sync_fd, p->report_fd, p->stdout_fd, p->stderr_fd };
+	unsigned next = 3;
+
+	/* Sorted by hand: no library call that might allocate, after clone. */
+	for (size_t i = 1; i < ARRAY_SIZE(keep); i++)
+		for (size_t k = i; k > 0 && keep[k - 1] > keep[k]; k--) {
+			int t = keep[k];
+			keep[k] = keep[k - 1];
+			keep[k - 1] = t;
+		}
+	for (size_t i = 0; i < ARRAY_SIZE(keep); i++) {
+		if (keep[i] < (int)next)
+			continue;
+		if ((unsigned)keep[i] > next && sys_close_range(next, (unsigned)keep[i] - 1, 0) < 0)
+			return;
+		next = (unsigned)keep[i] + 1;
+	}
+	(void)sys_close_range(next, ~0U, 0);
+}
+
 static void reset_signals(void)
 {
 	struct sigaction sa;
@@ -582,6 +614,7 @@ static __attribute__((noreturn)) void run_child(const struct plan *p)
 	char byte;
 	ssize_t n;
 
+	close_inherited_fds(p);
 	reset_signals();
 	/* The skeleton's modes are the ones given, whatever the caller's umask. */
 	umask(0);
@@ -1203,6 +1236,7 @@ int sandbox_spawn_start(const struct sandbox_spec *spec, struct sandbox **ret,
 	sb->pid = pid;
 	sb->pidfd = TAKE_FD(pidfd);
 	sb->report_fd = TAKE_FD(rep_r);
+	sb->sync_fd = TAKE_FD(sync_w);
 	sb->builder = xstrdup(spec->builder);
 	*ret = sb;
 	return 0;
@@ -1224,6 +1258,7 @@ int sandbox_spawn_finish(struct sandbox *sb, struct nib_error **err)
 	n = read_upto(sb->report_fd, &rep, sizeof(rep));
 	close(sb->report_fd);
 	sb->report_fd = -1;
+	closep(&sb->sync_fd);
 	if (n == 0)
 		return 0;
 	{
@@ -1317,6 +1352,8 @@ void sandbox_free(struct sandbox *sb)
 		close(sb->pidfd);
 	if (sb->report_fd >= 0)
 		close(sb->report_fd);
+	if (sb->sync_fd >= 0)
+		close(sb->sync_fd);
 	free(sb->builder);
 	free(sb);
 }
