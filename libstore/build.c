@@ -1388,7 +1388,8 @@ static int job_register_outputs(struct job *j, enum build_status *ret_status,
 		struct refscan *rs;
 		size_t nrefs = 0;
 
-		if (local_store_canonicalise(c->store, srcs[i], err) < 0)
+		/* Synced below, once it has its final name. */
+		if (local_store_canonicalise_unsynced(c->store, srcs[i], err) < 0)
 			goto out;
 		rs = refscan_new(parts, n_cand + n_out, err);
 		if (rs == NULL)
@@ -1445,14 +1446,10 @@ static int job_register_outputs(struct job *j, enum build_status *ret_status,
 			goto out;
 		}
 	}
-	if (c->s->fsync_metadata) {
-		cleanup_close int sfd =
-			open(local_store_real_dir(c->store), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (sfd < 0 || fsync(sfd) < 0) {
-			nib_error_errno(err, "cannot sync '%s'", local_store_real_dir(c->store));
+	/* Contents and names durable before the registration is; the store directory once. */
+	for (size_t i = 0; i < n_out; i++)
+		if (local_store_sync_tree(c->store, dsts[i], i + 1 == n_out, err) < 0)
 			goto out;
-		}
-	}
 	if (local_store_register_valid_paths(c->store, infos, n_out, err) < 0)
 		goto out;
 	r = 0;

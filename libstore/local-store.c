@@ -270,7 +270,7 @@ int local_store_open(const struct settings *settings, unsigned flags, struct sto
 /* Canonicalisation. */
 
 static int canon_fd(struct local_store *ls, int fd, const struct stat *st, mode_t mode,
-		    const char *what, struct nib_error **err)
+		    const char *what, bool sync, struct nib_error **err)
 {
 	const struct timespec times[2] = { { 0, UTIME_OMIT }, { STORE_MTIME, 0 } };
 	char names[4096];
@@ -296,13 +296,13 @@ static int canon_fd(struct local_store *ls, int fd, const struct stat *st, mode_
 	if ((st->st_mtim.tv_sec != STORE_MTIME || st->st_mtim.tv_nsec != 0) &&
 	    futimens(fd, times) < 0)
 		return nib_error_errno(err, "cannot set the time of '%s'", what);
-	if (ls->fsync && fsync(fd) < 0)
+	if (sync && fsync(fd) < 0)
 		return nib_error_errno(err, "cannot sync '%s'", what);
 	return 0;
 }
 
 static int canon_at(struct local_store *ls, int dirfd, const char *name, struct strbuf *what,
-		    int depth, struct nib_error **err)
+		    int depth, bool sync, struct nib_error **err)
 {
 	cleanup_close int fd = -1;
 	struct stat st;
@@ -332,7 +332,8 @@ static int canon_at(struct local_store *ls, int dirfd, const char *name, struct 
 	if (fstat(fd, &st) < 0)
 		return nib_error_errno(err, "cannot stat '%s'", what->buf);
 	if (S_ISREG(st.st_mode))
-		return canon_fd(ls, fd, &st, (st.st_mode & S_IXUSR) ? 0555 : 0444, what->buf, err);
+		return canon_fd(ls, fd, &st, (st.st_mode & S_IXUSR) ? 0555 : 0444, what->buf, sync,
+				err);
 	if (!S_ISDIR(st.st_mode))
 		return nib_error_set(err, NIB_E_INVALID, 0, "'%s' changed type", what->buf);
 	{
@@ -347,14 +348,14 @@ static int canon_at(struct local_store *ls, int dirfd, const char *name, struct 
 			if (STREQ(de->d_name, ".") || STREQ(de->d_name, ".."))
 				continue;
 			strbuf_addf(what, "/%s", de->d_name);
-			if (canon_at(ls, fd, de->d_name, what, depth + 1, err) < 0)
+			if (canon_at(ls, fd, de->d_name, what, depth + 1, sync, err) < 0)
 				return -1;
 			strbuf_setlen(what, len);
 		}
 		if (errno != 0)
 			return nib_error_errno(err, "cannot read directory '%s'", what->buf);
 	}
-	return canon_fd(ls, fd, &st, 0555, what->buf, err);
+	return canon_fd(ls, fd, &st, 0555, what->buf, sync, err);
 }
 
 /* Open the parent of real_path; *ret_name points into real_path. */
@@ -378,7 +379,8 @@ static int open_parent(const char *real_path, int *ret_fd, const char **ret_name
 	return 0;
 }
 
-int local_store_canonicalise(struct store *store, const char *real_path, struct nib_error **err)
+static int canonicalise(struct store *store, const char *real_path, bool sync,
+			struct nib_error **err)
 {
 	cleanup_close int dirfd = -1;
 	cleanup_strbuf struct strbuf what = STRBUF_INIT;
@@ -387,8 +389,83 @@ int local_store_canonicalise(struct store *store, const char *real_path, struct 
 	if (open_parent(real_path, &dirfd, &name, err) < 0)
 		return -1;
 	strbuf_addstr(&what, real_path);
-	if (canon_at(LOCAL(store), dirfd, name, &what, 0, err) < 0)
+	if (canon_at(LOCAL(store), dirfd, name, &what, 0, sync, err) < 0)
 		return nib_error_prefix(err, "canonicalising '%s'", real_path);
+	return 0;
+}
+
+int local_store_canonicalise(struct store *store, const char *real_path, struct nib_error **err)
+{
+	return canonicalise(store, real_path, LOCAL(store)->fsync, err);
+}
+
+int local_store_canonicalise_unsynced(struct store *store, const char *real_path,
+				      struct nib_error **err)
+{
+	return canonicalise(store, real_path, false, err);
+}
+
+/* fsync the tree at dirfd/name, children before their directory; symlinks are left alone. */
+static int sync_at(int dirfd, const char *name, struct strbuf *what, int depth,
+		   struct nib_error **err)
+{
+	cleanup_close int fd = -1;
+	struct stat st;
+
+	if (depth > MAX_TREE_DEPTH)
+		return nib_error_set(err, NIB_E_INVALID, 0, "'%s' is nested too deeply", what->buf);
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return nib_error_errno(err, "cannot stat '%s'", what->buf);
+	if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+		return 0;
+	fd = openat(dirfd, name,
+		    O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK |
+			    (S_ISDIR(st.st_mode) ? O_DIRECTORY : 0));
+	if (fd < 0)
+		return nib_error_errno(err, "cannot open '%s'", what->buf);
+	if (S_ISDIR(st.st_mode)) {
+		cleanup_dir DIR *d = opendir_dup(fd);
+		struct dirent *de;
+		size_t len = what->len;
+
+		if (d == NULL)
+			return nib_error_errno(err, "cannot read directory '%s'", what->buf);
+		while ((errno = 0, de = readdir(d)) != NULL) {
+			if (STREQ(de->d_name, ".") || STREQ(de->d_name, ".."))
+				continue;
+			strbuf_addf(what, "/%s", de->d_name);
+			if (sync_at(fd, de->d_name, what, depth + 1, err) < 0)
+				return -1;
+			strbuf_setlen(what, len);
+		}
+		if (errno != 0)
+			return nib_error_errno(err, "cannot read directory '%s'", what->buf);
+	}
+	if (fsync(fd) < 0)
+		return nib_error_errno(err, "cannot sync '%s'", what->buf);
+	return 0;
+}
+
+int local_store_sync_tree(struct store *store, const char *real_path, bool sync_parent,
+			  struct nib_error **err)
+{
+	cleanup_close int dirfd = -1, pfd = -1;
+	cleanup_strbuf struct strbuf what = STRBUF_INIT;
+	const char *name;
+
+	if (!LOCAL(store)->fsync)
+		return 0;
+	if (open_parent(real_path, &dirfd, &name, err) < 0)
+		return -1;
+	strbuf_addstr(&what, real_path);
+	if (sync_at(dirfd, name, &what, 0, err) < 0)
+		return -1;
+	if (!sync_parent)
+		return 0;
+	/* The parent was opened with O_PATH, which cannot be synced. */
+	pfd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (pfd < 0 || fsync(pfd) < 0)
+		return nib_error_errno(err, "cannot sync the directory of '%s'", real_path);
 	return 0;
 }
 
@@ -598,17 +675,6 @@ static void remove_quietly(struct local_store *ls, const char *name)
 		log_debug("cannot remove '%s': %s", real, e->msg);
 }
 
-static int fsync_dir(const char *path, struct nib_error **err)
-{
-	cleanup_close int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd < 0)
-		return nib_error_errno(err, "cannot open '%s'", path);
-	if (fsync(fd) < 0)
-		return nib_error_errno(err, "cannot sync '%s'", path);
-	return 0;
-}
-
 static char *nar_hash_text(const struct hash *h)
 {
 	return hash_to_string(h, HASH_ENC_BASE16, true);
@@ -753,7 +819,8 @@ int local_store_register_valid_paths(struct store *store, const struct store_pat
 
 /*
  * Move the finished temporary tmp_name into place as info->path and
- * register it.  tmp_name is canonical and synced already.  Runs under the
+ * register it.  tmp_name is canonical (not necessarily synced: finalize
+ * syncs it at its final name, with the store directory).  Runs under the
  * path's lock; if the path became valid meanwhile (another process won the
  * race), the temporary copy is dropped and that is success.
  */
@@ -794,9 +861,9 @@ static int finalize(struct local_store *ls, const char *tmp_name,
 	}
 	if (!replaced && rename(tmp_real, real) < 0)
 		return nib_error_errno(err, "cannot move '%s' into place", info->path);
-	if (ls->fsync && fsync_dir(ls->real_dir, err) < 0)
-		return -1;
-	if (register_paths(ls, info, 1, err) < 0) {
+	/* Durable under its final name before the registration is. */
+	if (local_store_sync_tree(&ls->base, real, true, err) < 0 ||
+	    register_paths(ls, info, 1, err) < 0) {
 		/* Never leave unregistered contents at a valid-looking name if we can help it. */
 		if (!replaced) {
 			cleanup_error struct nib_error *e = NULL;
@@ -862,7 +929,7 @@ static int local_add_path(struct store *s, const char *src, const char *name, ch
 	tmp_real = path_join(ls->real_dir, tmp);
 	strbuf_addstr(&what, src);
 	if (copy_at(srcdir, srcname, dstdir, tmp, &what, 0, err) < 0 ||
-	    local_store_canonicalise(s, tmp_real, err) < 0 ||
+	    local_store_canonicalise_unsynced(s, tmp_real, err) < 0 ||
 	    nar_hash_path(tmp_real, &info.nar_hash, &info.nar_size, err) < 0 ||
 	    store_path_make_source(s->store_dir, name, &info.nar_hash, NULL, false, &sp, err) < 0) {
 		remove_quietly(ls, tmp);
@@ -966,7 +1033,8 @@ static int local_add_text(struct store *s, const char *name, const void *data, s
 	fd = open(tmp_real, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return nib_error_errno(err, "cannot create '%s'", tmp_real);
-	if (write_full(fd, data, len, err) < 0 || local_store_canonicalise(s, tmp_real, err) < 0 ||
+	if (write_full(fd, data, len, err) < 0 ||
+	    local_store_canonicalise_unsynced(s, tmp_real, err) < 0 ||
 	    nar_hash_path(tmp_real, &info.nar_hash, &info.nar_size, err) < 0) {
 		remove_quietly(ls, tmp);
 		return nib_error_prefix(err, "cannot add '%s'", path);
@@ -1052,7 +1120,7 @@ static int local_add_nar(struct store *s, const struct store_path_info *info, na
 				     info->path, want_s, got_s);
 	}
 	if (refs_valid(ls, info->references, info->path, err) < 0 ||
-	    local_store_canonicalise(s, tmp_real, err) < 0 ||
+	    local_store_canonicalise_unsynced(s, tmp_real, err) < 0 ||
 	    finalize(ls, tmp, info, flags, err) < 0) {
 		remove_quietly(ls, tmp);
 		return nib_error_prefix(err, "cannot add '%s'", info->path);

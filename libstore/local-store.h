@@ -78,6 +78,24 @@ int local_store_register_valid_paths(struct store *store, const struct store_pat
 int local_store_canonicalise(struct store *store, const char *real_path, struct nib_error **err);
 
 /*
+ * local_store_canonicalise without the fsyncs, for contents that are then
+ * moved to their final name and synced there with local_store_sync_tree.
+ */
+int local_store_canonicalise_unsynced(struct store *store, const char *real_path,
+				      struct nib_error **err);
+
+/*
+ * When fsync-metadata is set: fsync every file and directory of the tree at
+ * real_path (symlinks are not followed) and then, with sync_parent, the
+ * directory that contains it.  Contents must be durable under their final
+ * name before they are registered; syncing after the rename instead of
+ * before it lets a journaling file system commit the new name together with
+ * the first file, so that the directory's own fsync finds little left to do.
+ */
+int local_store_sync_tree(struct store *store, const char *real_path, bool sync_parent,
+			  struct nib_error **err);
+
+/*
  * Make path invalid (the database only; the collector removes the
  * contents).  Refused with NIB_E_DENIED while another valid path refers to
  * it.  A path that is not valid is not an error.

@@ -582,6 +582,52 @@ static void test_canonicalise(void)
 	CU_ASSERT_EQUAL(st.st_mtim.tv_sec, 1);
 }
 
+/* A store with fsync-metadata = true (the store keeps the value it was opened with). */
+static struct store *open_store_fsync(void)
+{
+	struct store *s;
+
+	settings->fsync_metadata = true;
+	s = open_store();
+	settings->fsync_metadata = false;
+	return s;
+}
+
+/* Canonicalise without syncing, then sync the tree where it ends up (as builds do). */
+static void test_canonicalise_then_sync(void)
+{
+	cleanup_store struct store *s = open_store_fsync();
+	cleanup_error struct nib_error *e = NULL;
+	cleanup_free char *dir = real_of(OUT_A), *sub = NULL, *file = NULL, *link = NULL;
+	cleanup_free char *gone = real_of(OUT_B);
+	struct stat st;
+
+	if (s == NULL) {
+		CU_FAIL("open");
+		return;
+	}
+	mkdir(dir, 0777);
+	sub = xasprintf("%s/sub", dir);
+	mkdir(sub, 0777);
+	file = xasprintf("%s/sub/f", dir);
+	test_write_file(file, "x");
+	chmod(file, 0755);
+	link = xasprintf("%s/l", dir);
+	CU_ASSERT_EQUAL(symlink("sub/f", link), 0);
+	CU_ASSERT_EQUAL(local_store_canonicalise_unsynced(s, dir, &e), 0);
+	CU_ASSERT_EQUAL(lstat(file, &st), 0);
+	CU_ASSERT_EQUAL(st.st_mode & 07777, 0555);
+	CU_ASSERT_EQUAL(st.st_mtim.tv_sec, 1);
+	CU_ASSERT_EQUAL(lstat(sub, &st), 0);
+	CU_ASSERT_EQUAL(st.st_mode & 07777, 0555);
+	CU_ASSERT_EQUAL(local_store_sync_tree(s, dir, true, &e), 0);
+	CU_ASSERT_EQUAL(local_store_sync_tree(s, file, false, &e), 0);
+	CU_ASSERT_EQUAL(local_store_sync_tree(s, link, true, &e), 0);
+	CU_ASSERT_PTR_NULL(e);
+	CU_ASSERT_EQUAL(local_store_sync_tree(s, gone, true, &e), -1);
+	CU_ASSERT(e && e->sys_errno == ENOENT);
+}
+
 static void on_problem(void *userdata, const struct store_verify_problem *p)
 {
 	strbuf_addf(userdata, "%s;", p->kind);
@@ -755,6 +801,7 @@ static CU_TestInfo tests[] = {
 	{ "bad paths and inputs", test_bad_paths },
 	{ "read-only, newer schema, damaged db", test_readonly_and_schema_errors },
 	{ "canonicalise", test_canonicalise },
+	{ "canonicalise, then sync in place", test_canonicalise_then_sync },
 	{ "verify and repair", test_verify },
 	{ "build records", test_build_records_api },
 	{ "concurrent writers", test_concurrent_writers },
