@@ -960,11 +960,16 @@ static int job_lock_outputs(struct job *j, struct nib_error **err)
 
 static int make_fresh_dir(const char *path, mode_t mode, struct nib_error **err)
 {
+	struct stat st;
+
 	if (rm_rf_at(AT_FDCWD, path, err) < 0)
 		return nib_error_prefix(err, "removing the leftover '%s'", path);
 	if (mkdir(path, mode) < 0)
 		return nib_error_errno(err, "cannot create '%s'", path);
-	if (chmod(path, mode) < 0)
+	/* Only if the umask took bits away: a chmod is one more journaled write. */
+	if (lstat(path, &st) < 0)
+		return nib_error_errno(err, "cannot stat '%s'", path);
+	if ((st.st_mode & 07777) != mode && chmod(path, mode) < 0)
 		return nib_error_errno(err, "cannot set the mode of '%s'", path);
 	return 0;
 }

@@ -146,6 +146,13 @@ static void test_files(void)
 	CU_ASSERT_EQUAL(mkdir_p(dir, 0755, &e), 0);
 	CU_ASSERT_EQUAL(mkdir_p(f, 0755, &e), -1);
 	nib_error_clear(&e);
+	{
+		/* Below an existing file: an error, as for the file itself. */
+		cleanup_free char *below = path_join(f, "x/y");
+		CU_ASSERT_EQUAL(mkdir_p(below, 0755, &e), -1);
+		CU_ASSERT_PTR_NOT_NULL(e);
+		nib_error_clear(&e);
+	}
 }
 
 static void test_rm_rf(void)
@@ -170,6 +177,17 @@ static void test_rm_rf(void)
 	/* The symlink's target survives: rm_rf never follows links. */
 	CU_ASSERT_EQUAL(stat(outside, &st), 0);
 	CU_ASSERT_EQUAL(rm_rf_at(AT_FDCWD, top, &e), 0);
+
+	/* Empty directories go without being opened, read-only ones too. */
+	CU_ASSERT_EQUAL(mkdir_p(sub, 0755, &e), 0);
+	chmod(sub, 0);
+	chmod(ro, 0500);
+	CU_ASSERT_EQUAL(rm_rf_at(AT_FDCWD, top, &e), 0);
+	CU_ASSERT_EQUAL(lstat(top, &st), -1);
+	CU_ASSERT_EQUAL(mkdir(top, 0500), 0);
+	CU_ASSERT_EQUAL(rm_rf_at(AT_FDCWD, top, &e), 0);
+	CU_ASSERT_EQUAL(lstat(top, &st), -1);
+	CU_ASSERT_PTR_NULL(e);
 }
 
 static void test_format_bytes(void)
