@@ -4,7 +4,8 @@
  *
  * A builder is cloned into new user, mount, PID, IPC and UTS namespaces, and
  * a new network namespace unless SANDBOX_NETWORK is set (fixed-output
- * derivations).  The parent maps the IDs (see below) and releases the child,
+ * derivations; the child unshares that one itself, first thing once
+ * released).  The parent maps the IDs (see below) and releases the child,
  * which builds a private root and execs the builder:
  *
  *   /                 a private tmpfs, mounted over spec->root_dir in the
