@@ -1107,9 +1107,6 @@ static int job_start(struct build_ctx *c, size_t idx, struct job **ret_job, stru
 			goto fail;
 		}
 	}
-	if (job_open_log(j, err) < 0)
-		goto fail;
-
 	if (job_binds(j, &binds, &n_binds, err) < 0)
 		goto fail;
 	sources = xcalloc(strv_length(j->closure) + 1, sizeof(char *));
@@ -1159,6 +1156,11 @@ static int job_start(struct build_ctx *c, size_t idx, struct job **ret_job, stru
 	}
 	if (fcntl(j->log_fd, F_SETFL, O_NONBLOCK) < 0) {
 		nib_error_errno(err, "cannot make the log pipe non-blocking");
+		job_kill(j, BUILD_FAILED, xstrdup("setup failed"));
+		goto fail;
+	}
+	/* While the child sets its sandbox up: the log is only read once we return. */
+	if (job_open_log(j, err) < 0) {
 		job_kill(j, BUILD_FAILED, xstrdup("setup failed"));
 		goto fail;
 	}
