@@ -319,6 +319,18 @@ int mkdir_p(const char *path, mode_t mode, struct nib_error **err)
 	return 0;
 }
 
+/*
+ * Let us list and empty a directory (best effort).  Only when it needs it:
+ * a chmod is a journaled inode update, which waits behind a running fsync.
+ */
+static void make_traversable(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0 || (st.st_mode & 0700) != 0700)
+		(void)fchmod(fd, 0700);
+}
+
 static int rm_rf_children(int dfd, const char *what, int depth, struct nib_error **err)
 {
 	cleanup_dir DIR *d = NULL;
@@ -362,7 +374,7 @@ static int rm_rf_children(int dfd, const char *what, int depth, struct nib_error
 					return nib_error_errno(err, "cannot open '%s/%s'", what,
 							       de->d_name);
 			}
-			(void)fchmod(sub, 0700);
+			make_traversable(sub);
 			if (rm_rf_children(sub, what, depth + 1, err) < 0)
 				return -1;
 			if (unlinkat(dfd, de->d_name, AT_REMOVEDIR) < 0 && errno != ENOENT)
@@ -398,7 +410,7 @@ int rm_rf_at(int dirfd, const char *path, struct nib_error **err)
 		if (fd < 0)
 			return nib_error_errno(err, "cannot open '%s'", path);
 	}
-	(void)fchmod(fd, 0700);
+	make_traversable(fd);
 	if (rm_rf_children(fd, path, 0, err) < 0)
 		return -1;
 	if (unlinkat(dirfd, path, AT_REMOVEDIR) < 0 && errno != ENOENT)
