@@ -92,6 +92,30 @@ static void test_raw_bzip2(void)
 	CU_ASSERT(len > 10 && memcmp(data, "BZh", 3) == 0);
 }
 
+/* A build that printed nothing: the empty stream `bzip2 -1 </dev/null` writes. */
+static void test_empty_bzip2(void)
+{
+	static const unsigned char want[] = { 0x42, 0x5a, 0x68, 0x31, 0x17, 0x72, 0x45,
+					      0x38, 0x50, 0x90, 0x00, 0x00, 0x00, 0x00 };
+	cleanup_error struct nib_error *e = NULL;
+	cleanup_free char *path = xasprintf("%s/empty.bz2", dir);
+	cleanup_free char *data = NULL;
+	cleanup_strbuf struct strbuf got = STRBUF_INIT;
+	struct archive_log *w = NULL;
+	size_t len = 0;
+
+	CU_ASSERT_EQUAL(archive_log_open(path, true, &w, &e), 0);
+	if (w == NULL)
+		return;
+	CU_ASSERT_EQUAL(archive_log_write(w, "", 0, &e), 0);
+	CU_ASSERT_EQUAL(archive_log_size(w), 0);
+	CU_ASSERT_EQUAL(archive_log_commit(w, false, &e), 0);
+	CU_ASSERT_EQUAL(read_file_at(AT_FDCWD, path, 1 << 20, &data, &len, &e), 0);
+	CU_ASSERT(len == sizeof(want) && memcmp(data, want, len) == 0);
+	CU_ASSERT_EQUAL(archive_log_read(path, 0, collect, &got, &e), 0);
+	CU_ASSERT_EQUAL(got.len, 0);
+}
+
 static void test_abandon(void)
 {
 	cleanup_error struct nib_error *e = NULL;
@@ -169,6 +193,7 @@ static CU_TestInfo tests[] = {
 	{ "bzip2 round trip", test_roundtrip_bzip2 },
 	{ "plain round trip", test_roundtrip_plain },
 	{ "raw bzip2 stream", test_raw_bzip2 },
+	{ "empty bzip2 stream", test_empty_bzip2 },
 	{ "abandoned log leaves nothing", test_abandon },
 	{ "read limit and errors", test_limit_and_errors },
 	{ "truncated stream", test_truncated },
