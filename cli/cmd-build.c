@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "remote-store.h"
 #include "derivation-store.h"
+#include "local-store.h"
 #include "path.h"
 #include "store.h"
 #include "util.h"
@@ -281,15 +282,24 @@ int cmd_build(struct cli_ctx *ctx, int argc, char **argv)
 	r = cli_open_store(ctx, false, &store);
 	if (r != EXIT_OK)
 		return r;
-	for (int i = optind; i < argc; i++) {
+	/* Derivation files are added together: one sync of the store and one commit. */
+	if (store_is_local(store) && local_store_batch_begin(store, &err) < 0)
+		return cli_report_error(ctx, err);
+	for (int i = optind; i < argc && err == NULL; i++) {
 		cleanup_free char *drv = NULL;
-		if (resolve_arg(store, argv[i], &drv, &err) < 0) {
-			struct cli_ctx plain = *ctx;
-			plain.json = false;
-			return cli_report_error(&plain, err);
-		}
-		if (!strv_contains(drvs, drv))
+		if (resolve_arg(store, argv[i], &drv, &err) == 0 && !strv_contains(drvs, drv))
 			strv_push(&drvs, drv);
+	}
+	if (store_is_local(store)) {
+		/* Also after a failure: what was added before it stays, as it did one by one. */
+		cleanup_error struct nib_error *e = NULL;
+		if (local_store_batch_end(store, true, &e) < 0 && err == NULL)
+			err = TAKE_PTR(e);
+	}
+	if (err != NULL) {
+		struct cli_ctx plain = *ctx;
+		plain.json = false;
+		return cli_report_error(&plain, err);
 	}
 
 	ui.tty = isatty(STDERR_FILENO) && getenv("NIB_NO_PROGRESS") == NULL;

@@ -35,6 +35,7 @@ struct local_store {
 	gid_t gid;
 	uid_t owner_uid; /* owner of the store directory: registered files must be its */
 	pid_t pid;
+	struct local_batch *batch; /* local_store_batch_begin .. _end, else NULL */
 };
 
 static inline struct local_store *LOCAL(struct store *s)

@@ -172,6 +172,10 @@ static void local_close(struct store *s)
 {
 	struct local_store *ls = LOCAL(s);
 
+	if (ls->batch != NULL) {
+		cleanup_error struct nib_error *e = NULL;
+		(void)local_store_batch_end(s, false, &e);
+	}
 	local_temproots_close(ls);
 	drv_hasher_free(ls->hasher);
 	db_close(ls->db);
@@ -817,6 +821,115 @@ int local_store_register_valid_paths(struct store *store, const struct store_pat
 	return register_paths(ls, infos, n, err);
 }
 
+/* ---- batches of adds (see local_store_batch_begin) ---- */
+
+#define BATCH_MAX 256
+
+struct local_batch {
+	struct db_txn *txn;	  /* open from begin to end; NULL after a failed commit */
+	struct path_lock **locks; /* of the paths below, held until they are committed */
+	char **reals;		  /* what was moved into place: synced at the end */
+	struct strset *paths;	  /* their store paths */
+	size_t n, alloc;
+};
+
+/* Release the batch's locks, first removing its contents when they were not committed. */
+static void batch_clear(struct local_batch *b, bool remove)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		cleanup_error struct nib_error *e = NULL;
+		if (remove && rm_rf_at(AT_FDCWD, b->reals[i], &e) < 0)
+			log_debug("cannot remove '%s': %s", b->reals[i], e->msg);
+		path_lock_release(b->locks[i]);
+		free(b->reals[i]);
+	}
+	b->n = 0;
+	strset_free(b->paths);
+	b->paths = strset_new();
+}
+
+static void batch_free(struct local_batch *b)
+{
+	/* Roll back before removing: nothing registered may lose its contents. */
+	if (b->txn != NULL)
+		db_txn_rollback(b->txn);
+	b->txn = NULL;
+	batch_clear(b, true);
+	strset_free(b->paths);
+	free(b->locks);
+	free(b->reals);
+	free(b);
+}
+
+/* Sync what the batch moved into place, then commit it. */
+static int batch_commit(struct local_store *ls, struct local_batch *b, struct nib_error **err)
+{
+	for (size_t i = 0; i < b->n; i++)
+		if (local_store_sync_tree(&ls->base, b->reals[i], i + 1 == b->n, err) < 0)
+			return -1;
+	if (db_txn_commit(TAKE_PTR(b->txn), err) < 0)
+		return -1;
+	batch_clear(b, false);
+	return 0;
+}
+
+int local_store_batch_begin(struct store *store, struct nib_error **err)
+{
+	struct local_store *ls = LOCAL(store);
+	struct local_batch *b;
+
+	if (ls->batch != NULL)
+		abort(); /* batches do not nest: a programmer error */
+	if (local_check_writable(ls, "add paths", err) < 0)
+		return -1;
+	b = xcalloc(1, sizeof(*b));
+	if (db_txn_begin(ls->db, true, &b->txn, err) < 0) {
+		free(b);
+		return -1;
+	}
+	b->paths = strset_new();
+	ls->batch = b;
+	return 0;
+}
+
+int local_store_batch_end(struct store *store, bool commit, struct nib_error **err)
+{
+	struct local_store *ls = LOCAL(store);
+	struct local_batch *b = ls->batch;
+	int r = 0;
+
+	if (b == NULL)
+		return 0;
+	ls->batch = NULL;
+	if (commit)
+		r = batch_commit(ls, b, err);
+	batch_free(b);
+	return r;
+}
+
+/* Keep a path moved into place and registered (uncommitted) until the batch ends. */
+static int batch_keep(struct local_store *ls, struct path_lock *lock, const char *real,
+		      const char *path, struct nib_error **err)
+{
+	struct local_batch *b = ls->batch;
+
+	ALLOC_GROW(b->locks, b->n + 1, b->alloc);
+	b->reals = xrealloc(b->reals, b->alloc * sizeof(*b->reals));
+	b->locks[b->n] = lock;
+	b->reals[b->n] = xstrdup(real);
+	b->n++;
+	strset_add(b->paths, path);
+	if (b->n < BATCH_MAX)
+		return 0;
+	/* Long batches commit as they go, so that the lock count stays bounded. */
+	if (batch_commit(ls, b, err) < 0 || db_txn_begin(ls->db, true, &b->txn, err) < 0) {
+		ls->batch = NULL;
+		batch_free(b);
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * Move the finished temporary tmp_name into place as info->path and
  * register it.  tmp_name is canonical (not necessarily synced: finalize
@@ -837,6 +950,11 @@ static int finalize(struct local_store *ls, const char *tmp_name,
 
 	if (local_add_temp_root(&ls->base, info->path, err) < 0)
 		return -1;
+	/* Added earlier in this batch, whose lock we hold: it is there already. */
+	if (ls->batch != NULL && strset_contains(ls->batch->paths, info->path)) {
+		remove_quietly(ls, tmp_name);
+		return 0;
+	}
 	if (path_lock_acquire(real, true, &lock, err) < 0)
 		return -1;
 	r = db_path_id(ls->db, info->path, &id, err);
@@ -861,6 +979,16 @@ static int finalize(struct local_store *ls, const char *tmp_name,
 	}
 	if (!replaced && rename(tmp_real, real) < 0)
 		return nib_error_errno(err, "cannot move '%s' into place", info->path);
+	if (ls->batch != NULL && !replaced) {
+		/* Synced and committed with the rest of the batch. */
+		if (register_paths(ls, info, 1, err) < 0) {
+			cleanup_error struct nib_error *e = NULL;
+			if (rm_rf_at(AT_FDCWD, real, &e) < 0)
+				log_debug("cannot remove '%s': %s", real, e->msg);
+			return -1;
+		}
+		return batch_keep(ls, TAKE_PTR(lock), real, info->path, err);
+	}
 	/* Durable under its final name before the registration is. */
 	if (local_store_sync_tree(&ls->base, real, true, err) < 0 ||
 	    register_paths(ls, info, 1, err) < 0) {

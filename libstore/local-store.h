@@ -71,6 +71,24 @@ int local_store_register_valid_paths(struct store *store, const struct store_pat
 				     size_t n, struct nib_error **err);
 
 /*
+ * Add many paths at the price of a few: from local_store_batch_begin to
+ * local_store_batch_end, store_add_text and store_add_path (and what is
+ * built on them, such as adding derivations) move each path into place and
+ * register it in one open write transaction, which this process sees at
+ * once (later adds may refer to earlier ones), while the contents, the
+ * store directory and the transaction are synced and committed once, at the
+ * end: durable contents before durable registrations, as for a single add.
+ * The paths' locks are held until then, so that no other process takes the
+ * not yet committed contents for leftovers; other writers wait for the end,
+ * so keep batches short (a batch commits on its own every 256 paths).
+ * local_store_batch_end(commit = false), or an error in the final sync or
+ * commit, rolls the batch back and removes what it moved into place.
+ * Batches do not nest.
+ */
+int local_store_batch_begin(struct store *store, struct nib_error **err);
+int local_store_batch_end(struct store *store, bool commit, struct nib_error **err);
+
+/*
  * Make the tree at real_path canonical (see the top of this file), without
  * following symlinks; fsync every file and directory when fsync-metadata is
  * set.  Anything but regular files, directories and symlinks is an error.

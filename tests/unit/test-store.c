@@ -582,6 +582,91 @@ static void test_canonicalise(void)
 	CU_ASSERT_EQUAL(st.st_mtim.tv_sec, 1);
 }
 
+/*
+ * Batches: later adds see earlier ones, other connections see nothing
+ * until the end, an abandoned batch leaves nothing behind, and adding the
+ * same path twice in a batch does not wait for the batch's own lock.
+ */
+static void test_batch(void)
+{
+	cleanup_store struct store *s = open_store();
+	cleanup_store struct store *other = open_store();
+	cleanup_error struct nib_error *e = NULL;
+	cleanup_free char *f = NULL, *w = NULL, *foo = NULL, *foo2 = NULL, *q = NULL, *rq = NULL;
+	cleanup_free char *srcf = src_path("f");
+	char *const refv[] = { (char *)PATH_F, NULL };
+	const char *text = "see " PATH_F;
+	struct stat st;
+
+	if (s == NULL || other == NULL) {
+		CU_FAIL("open");
+		return;
+	}
+	make_sources();
+	CU_ASSERT_EQUAL(local_store_batch_begin(s, &e), 0);
+	CU_ASSERT_EQUAL(store_add_path(s, srcf, NULL, &f, &e), 0);
+	CU_ASSERT_EQUAL(store_add_text(s, "withref", text, strlen(text), refv, &w, &e), 0);
+	CU_ASSERT_EQUAL(store_add_text(s, "foo", "bar", 3, NULL, &foo, &e), 0);
+	CU_ASSERT_EQUAL(store_add_text(s, "foo", "bar", 3, NULL, &foo2, &e), 0);
+	CU_ASSERT_PTR_NULL(e);
+	CU_ASSERT_EQUAL(store_is_valid(s, PATH_WITHREF, &e), 1);
+	CU_ASSERT_EQUAL(store_is_valid(other, PATH_WITHREF, &e), 0);
+	CU_ASSERT_EQUAL(local_store_batch_end(s, true, &e), 0);
+	CU_ASSERT_EQUAL(store_is_valid(other, PATH_F, &e), 1);
+	CU_ASSERT_EQUAL(store_is_valid(other, PATH_WITHREF, &e), 1);
+	CU_ASSERT_EQUAL(store_is_valid(other, PATH_FOO, &e), 1);
+	CU_ASSERT_EQUAL(local_store_batch_end(s, true, &e), 0); /* no batch: nothing to do */
+
+	/* Abandoned: neither registered nor left in the store. */
+	CU_ASSERT_EQUAL(local_store_batch_begin(s, &e), 0);
+	CU_ASSERT_EQUAL(store_add_text(s, "qux", "abandoned", 9, NULL, &q, &e), 0);
+	rq = q ? real_of(q) : xstrdup("/nonexistent");
+	CU_ASSERT_EQUAL(lstat(rq, &st), 0);
+	CU_ASSERT_EQUAL(local_store_batch_end(s, false, &e), 0);
+	CU_ASSERT_EQUAL(store_is_valid(s, q, &e), 0);
+	CU_ASSERT_EQUAL(lstat(rq, &st), -1);
+	/* Nor when the store is closed in the middle of one. */
+	free(TAKE_PTR(q));
+	CU_ASSERT_EQUAL(local_store_batch_begin(s, &e), 0);
+	CU_ASSERT_EQUAL(store_add_text(s, "qux", "abandoned", 9, NULL, &q, &e), 0);
+	CU_ASSERT_EQUAL(lstat(rq, &st), 0);
+	store_close(TAKE_PTR(s));
+	CU_ASSERT_EQUAL(lstat(rq, &st), -1);
+	CU_ASSERT_EQUAL(store_is_valid(other, q, &e), 0);
+	CU_ASSERT_PTR_NULL(e);
+}
+
+/* A long batch commits every 256 paths (and releases their locks). */
+static void test_batch_long(void)
+{
+	cleanup_store struct store *s = open_store();
+	cleanup_store struct store *other = open_store();
+	cleanup_error struct nib_error *e = NULL;
+	cleanup_strv char **paths = xcalloc(1, sizeof(char *));
+
+	if (s == NULL || other == NULL) {
+		CU_FAIL("open");
+		return;
+	}
+	CU_ASSERT_EQUAL(local_store_batch_begin(s, &e), 0);
+	for (int i = 0; i < 300; i++) {
+		char text[32];
+		char *p = NULL;
+		int n = snprintf(text, sizeof(text), "text %d", i);
+		CU_ASSERT_EQUAL(store_add_text(s, "t", text, (size_t)n, NULL, &p, &e), 0);
+		if (p != NULL)
+			strv_push(&paths, p);
+		free(p);
+	}
+	CU_ASSERT_EQUAL(strv_length(paths), 300);
+	CU_ASSERT_EQUAL(store_is_valid(other, paths[0], &e), 1);
+	CU_ASSERT_EQUAL(store_is_valid(other, paths[255], &e), 1);
+	CU_ASSERT_EQUAL(store_is_valid(other, paths[256], &e), 0);
+	CU_ASSERT_EQUAL(local_store_batch_end(s, true, &e), 0);
+	CU_ASSERT_EQUAL(store_is_valid(other, paths[299], &e), 1);
+	CU_ASSERT_PTR_NULL(e);
+}
+
 /* A store with fsync-metadata = true (the store keeps the value it was opened with). */
 static struct store *open_store_fsync(void)
 {
@@ -802,6 +887,8 @@ static CU_TestInfo tests[] = {
 	{ "read-only, newer schema, damaged db", test_readonly_and_schema_errors },
 	{ "canonicalise", test_canonicalise },
 	{ "canonicalise, then sync in place", test_canonicalise_then_sync },
+	{ "batched adds", test_batch },
+	{ "a long batch commits as it goes", test_batch_long },
 	{ "verify and repair", test_verify },
 	{ "build records", test_build_records_api },
 	{ "concurrent writers", test_concurrent_writers },
