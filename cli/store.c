@@ -60,23 +60,6 @@ static const char *under(const char *p, const char *dir)
 	return NULL;
 }
 
-static char *read_link_abs(const char *link)
-{
-	cleanup_free char *buf = xmalloc(PATH_MAX + 1);
-	ssize_t n = readlink(link, buf, PATH_MAX + 1);
-	const char *slash;
-
-	if (n < 0 || n > PATH_MAX)
-		return NULL;
-	buf[n] = '\0';
-	if (buf[0] == '/')
-		return TAKE_PTR(buf);
-	slash = strrchr(link, '/');
-	if (slash == NULL)
-		return TAKE_PTR(buf);
-	return xasprintf("%.*s/%s", (int)(slash - link), link, buf);
-}
-
 int cli_resolve_store_path(struct store *store, const char *arg, char **ret, struct nib_error **err)
 {
 	const char *sdir = store_dir(store);
