@@ -14,6 +14,7 @@ if HAVE_CUNIT
 UNITCPPFLAGS = $(AM_CPPFLAGS) $(NIB_DEPCFLAGS) $(CUNIT_CFLAGS)
 UNITLDADD = $(NIB_LIBS) $(CUNIT_LIBS)
 UNIT_COMMON = %reldir%/unit/cunit-run.c %reldir%/unit/cunit-run.h
+STORE_FIXTURE = %reldir%/unit/store-fixture.c %reldir%/unit/store-fixture.h
 
 UNIT_TESTS = \
 	%reldir%/unit/test-error \
@@ -58,10 +59,10 @@ TESTS += $(UNIT_TESTS)
 %canon_reldir%_unit_test_db_SOURCES = %reldir%/unit/test-db.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_db_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_db_LDADD = $(UNITLDADD)
-%canon_reldir%_unit_test_store_SOURCES = %reldir%/unit/test-store.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_store_SOURCES = %reldir%/unit/test-store.c $(UNIT_COMMON) $(STORE_FIXTURE)
 %canon_reldir%_unit_test_store_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_store_LDADD = $(UNITLDADD)
-%canon_reldir%_unit_test_gc_SOURCES = %reldir%/unit/test-gc.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_gc_SOURCES = %reldir%/unit/test-gc.c $(UNIT_COMMON) $(STORE_FIXTURE)
 %canon_reldir%_unit_test_gc_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_gc_LDADD = $(UNITLDADD)
 %canon_reldir%_unit_test_nar_SOURCES = %reldir%/unit/test-nar.c $(UNIT_COMMON)
@@ -80,7 +81,7 @@ TESTS += %reldir%/unit/test-archive
 %canon_reldir%_unit_test_archive_LDADD = $(UNITLDADD)
 check_PROGRAMS += %reldir%/unit/test-build
 TESTS += %reldir%/unit/test-build
-%canon_reldir%_unit_test_build_SOURCES = %reldir%/unit/test-build.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_build_SOURCES = %reldir%/unit/test-build.c $(UNIT_COMMON) $(STORE_FIXTURE)
 %canon_reldir%_unit_test_build_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_build_LDADD = $(UNITLDADD)
 %canon_reldir%_unit_test_seccomp_SOURCES = %reldir%/unit/test-seccomp.c $(UNIT_COMMON)
