@@ -30,7 +30,7 @@ static const char options_help[] =
 	"  -K, --keep-failed      keep the build directory of failed builds\n"
 	"      --json             print one result object per derivation: drvPath, outputs,\n"
 	"                         status, startTime, stopTime, cpuUser, cpuSystem, peakMemory,\n"
-	"                         slot, uidRange, logPath\n"
+	"                         slot, uidRange, sandboxed, logPath\n"
 	"  ARG...                 a .drv store path, a .drv file, or a JSON derivation file\n"
 	"                         (added to the store first; see README, \"Building\")\n"
 	"\n"
@@ -149,6 +149,8 @@ static cJSON *result_json(const struct build_result *r)
 		cJSON_AddNumberToObject(u, "first", (double)r->uid_start);
 		cJSON_AddNumberToObject(u, "count", (double)r->uid_count);
 	}
+	if (r->sandboxed >= 0)
+		cJSON_AddBoolToObject(o, "sandboxed", r->sandboxed != 0);
 	if (r->log_path != NULL)
 		cJSON_AddStringToObject(o, "logPath", r->log_path);
 	if (r->kept_build_dir != NULL)

@@ -122,6 +122,7 @@ struct goal {
 	char *error;
 	struct job *job;
 	bool uid_range, fixed;
+	bool unsandboxed; /* sandbox = false, or relaxed and __noChroot */
 };
 
 /* Open addressing: drv path -> goal index + 1 (0 = empty). */
@@ -284,6 +285,7 @@ static void report_simple(struct build_ctx *c, const struct goal *g)
 	r.cpu_user_usec = r.cpu_system_usec = r.peak_memory = -1;
 	r.wait_status = -1;
 	r.slot = r.uid_start = -1;
+	r.sandboxed = -1;
 	c->cb->result(c->cb->userdata, &r);
 }
 
@@ -374,6 +376,7 @@ static int check_buildable(struct build_ctx *c, size_t idx, struct nib_error **e
 	const struct settings *s = c->s;
 	cleanup_strv char **features = NULL;
 	enum drv_type type;
+	bool no_chroot = false;
 	cleanup_error struct nib_error *e = NULL;
 	cleanup_strbuf struct strbuf missing = STRBUF_INIT;
 
@@ -421,16 +424,34 @@ static int check_buildable(struct build_ctx *c, size_t idx, struct nib_error **e
 					     missing.buf, have.buf);
 		return 1;
 	}
+	if (derivation_get_bool_attr(g->drv, "__noChroot", &no_chroot, &e) < 0) {
+		g->error = xasprintf("cannot build '%s': %s", g->drv_path, e->msg);
+		return 1;
+	}
+	if (no_chroot && s->sandbox == SANDBOX_ON) {
+		g->error = xasprintf("cannot build '%s': it has '__noChroot' set, but that is not "
+				     "allowed when 'sandbox' is 'true' (set 'sandbox = relaxed' to "
+				     "build such derivations without a sandbox)",
+				     g->drv_path);
+		return 1;
+	}
+	/*
+	 * Unlike Nix, relaxed keeps fixed-output derivations sandboxed: nib's
+	 * sandbox gives them the network already.
+	 */
+	g->unsandboxed = s->sandbox == SANDBOX_OFF || (s->sandbox == SANDBOX_RELAXED && no_chroot);
 	if (g->uid_range && !s->auto_allocate_uids) {
 		g->error = xasprintf("cannot build '%s': feature 'uid-range' requires the setting "
 				     "'auto-allocate-uids' to be enabled",
 				     g->drv_path);
 		return 1;
 	}
-	if (g->uid_range && s->sandbox == SANDBOX_OFF) {
+	if (g->uid_range && g->unsandboxed) {
 		g->error = xasprintf("cannot build '%s': feature 'uid-range' is only supported in "
-				     "sandboxed builds (setting 'sandbox' is false)",
-				     g->drv_path);
+				     "sandboxed builds (%s)",
+				     g->drv_path,
+				     s->sandbox == SANDBOX_OFF ? "setting 'sandbox' is false"
+							       : "it has '__noChroot' set");
 		return 1;
 	}
 	if (g->uid_range && !s->use_cgroups) {
@@ -446,11 +467,16 @@ static int check_buildable(struct build_ctx *c, size_t idx, struct nib_error **e
 				  g->drv_path, SANDBOX_UID_RANGE_MIN, (long long)s->ids_per_build);
 		return 1;
 	}
-	if (s->sandbox == SANDBOX_OFF) {
-		g->error = xasprintf("cannot build '%s': building without a sandbox (sandbox = "
-				     "false) is not supported; nib runs every build in a sandbox "
-				     "(set 'sandbox = true')",
-				     g->drv_path);
+	if (g->unsandboxed && !STREQ(store_dir(c->store), local_store_real_dir(c->store))) {
+		/* Nix sandboxes such builds silently; nib says so instead. */
+		g->error = xasprintf("cannot build '%s' without a sandbox (%s): the store '%s' is "
+				     "relocated to '%s' (setting 'store-root'), which only a "
+				     "sandbox can show at its logical path; unset 'store-root' or "
+				     "set 'sandbox = true'",
+				     g->drv_path,
+				     s->sandbox == SANDBOX_OFF ? "setting 'sandbox' is false"
+							       : "it has '__noChroot' set",
+				     store_dir(c->store), local_store_real_dir(c->store));
 		return 1;
 	}
 	return 0;
@@ -696,6 +722,12 @@ static void job_kill(struct job *j, enum build_status status, char *reason)
 	if (j->cg != NULL && cgroup_build_kill(j->cg, &e) < 0)
 		log_debug("cannot kill the cgroup of '%s': %s", j->c->goals[j->goal].drv_path,
 			  e->msg);
+	nib_error_clear(&e);
+	/* No PID namespace takes the builder's descendants along: find them by UID. */
+	if (j->c->goals[j->goal].unsandboxed && j->cg == NULL && j->slot != NULL &&
+	    uid_pool_slot_kill_procs(j->slot, NULL, &e) < 0)
+		log_debug("cannot kill the processes of '%s': %s", j->c->goals[j->goal].drv_path,
+			  e->msg);
 }
 
 /* Read what the builder wrote; returns false at EOF. */
@@ -765,6 +797,8 @@ static int make_env(struct job *j, char ***ret, struct nib_error **err)
 	char cores[32];
 	static const char *const build_vars[] = { "NIX_BUILD_TOP", "TMPDIR", "TEMPDIR",
 						  "TMP",	   "TEMP",   "PWD" };
+	/* Without a sandbox the builder sees the build directory where it is. */
+	const char *top = g->unsandboxed ? j->build_dir : "/build";
 
 	snprintf(cores, sizeof(cores), "%lu", c->cores);
 	env_set(&env, "PATH", "/path-not-set");
@@ -800,11 +834,11 @@ static int make_env(struct job *j, char ***ret, struct nib_error **err)
 		if (fchown(fd, j->slot->first_uid, j->slot->first_gid) < 0)
 			return nib_error_errno(err, "cannot change the owner of '%s'", file);
 		var = xasprintf("%sPath", e->key);
-		inside = xasprintf("/build/.attr-%s", b32);
+		inside = xasprintf("%s/.attr-%s", top, b32);
 		env_set(&env, var, inside);
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(build_vars); i++)
-		env_set(&env, build_vars[i], "/build");
+		env_set(&env, build_vars[i], top);
 	if (g->fixed)
 		env_set(&env, "NIX_OUTPUT_CHECKED", "1");
 	env_set(&env, "NIX_LOG_FD", "2");
@@ -1081,10 +1115,20 @@ static int job_start(struct build_ctx *c, size_t idx, struct job **ret_job, stru
 	if (uid_pool_slot_set_info(j->slot, UID_POOL_KEY_BUILD_DIR, j->top_dir, err) < 0 ||
 	    uid_pool_slot_set_info(j->slot, SLOT_KEY_OUTPUT_DIR, j->output_dir, err) < 0)
 		goto fail;
-	if (make_fresh_dir(j->top_dir, 0700, err) < 0 ||
+	/* An unsandboxed builder reaches its build directory through top_dir. */
+	if (make_fresh_dir(j->top_dir, g->unsandboxed ? 0711 : 0700, err) < 0 ||
 	    make_fresh_dir(j->build_dir, 0700, err) < 0 ||
 	    make_fresh_dir(j->output_dir, 0700, err) < 0)
 		goto fail;
+	/*
+	 * The overlay would show an unsandboxed builder whatever is at its
+	 * outputs' places; the outputs are locked and invalid, so it is garbage.
+	 */
+	for (size_t i = 0; g->unsandboxed && i < g->drv->n_outputs; i++) {
+		cleanup_free char *real = local_store_real_path(c->store, g->drv->outputs[i].path);
+		if (rm_rf_at(AT_FDCWD, real, err) < 0)
+			goto fail;
+	}
 	if (s->use_cgroups) {
 		struct cgroup_limits lim = { .memory_max = s->build_memory_max,
 					     .pids_max = (uint64_t)s->build_pids_max };
@@ -1136,6 +1180,15 @@ static int job_start(struct build_ctx *c, size_t idx, struct job **ret_job, stru
 	spec.output_dir = j->output_dir;
 	spec.binds = binds;
 	spec.n_binds = n_binds;
+	if (g->unsandboxed) {
+		spec.flags = SANDBOX_NONE;
+		spec.binds = NULL;
+		spec.n_binds = 0;
+		/* Classic build users have accounts; a slot's UID gets one in a private copy. */
+		spec.user_name = j->slot->user != NULL ? NULL : "nixbld";
+		spec.groups = j->slot->groups;
+		spec.n_groups = j->slot->n_groups;
+	}
 	spec.cgroup = j->cg;
 	spec.seccomp = s->filter_syscalls ? process_bpf : NULL;
 	spec.stdout_fd = fds[1];
@@ -1158,6 +1211,7 @@ static int job_start(struct build_ctx *c, size_t idx, struct job **ret_job, stru
 	j->rec.uid_start = j->slot->first_uid;
 	j->rec.uid_count = j->slot->nr_ids;
 	j->rec.start_usec = j->start_real;
+	j->rec.sandboxed = !g->unsandboxed;
 	/*
 	 * The record is written once, when the build ends (one database
 	 * transaction less per build); while it runs, the slot's record says
@@ -1197,8 +1251,12 @@ static int job_release(struct job *j, struct nib_error **err)
 		/* No slot was acquired, so no cgroup or directory was made either. */
 		return 0;
 	}
-	/* An empty cgroup proves that no process of the build is left. */
-	if (j->cg != NULL)
+	/*
+	 * An empty cgroup proves that no process of the build is left, unless
+	 * the builder ran on the host, where its UID could start processes
+	 * outside the cgroup (through a service, say).
+	 */
+	if (j->cg != NULL && !j->c->goals[j->goal].unsandboxed)
 		cl.flags |= UID_POOL_CLEANUP_PROCS_VERIFIED;
 	r = uid_pool_release(j->slot, &cl, err);
 	j->slot = NULL;
@@ -1336,6 +1394,9 @@ static int job_register_outputs(struct job *j, enum build_status *ret_status,
 	cleanup_strv char **srcs = xcalloc(n_out + 1, sizeof(char *));
 	cleanup_strv char **dsts = xcalloc(n_out + 1, sizeof(char *));
 	size_t sdlen = strlen(store_dir(c->store)) + 1;
+	/* Without a sandbox, what the builder made is in the overlay's upper layer. */
+	cleanup_free char *src_dir =
+		g->unsandboxed ? xasprintf("%s/upper", j->output_dir) : xstrdup(j->output_dir);
 	int r = -1;
 
 	*ret_status = BUILD_FAILED;
@@ -1350,14 +1411,14 @@ static int job_register_outputs(struct job *j, enum build_status *ret_status,
 		const struct drv_output *o = &d->outputs[i];
 		const char *base = o->path + sdlen;
 		cleanup_strbuf struct strbuf what = STRBUF_INIT;
-		cleanup_close int dfd = open(j->output_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		cleanup_close int dfd = open(src_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		struct stat st;
 
 		if (dfd < 0) {
-			nib_error_errno(err, "cannot open '%s'", j->output_dir);
+			nib_error_errno(err, "cannot open '%s'", src_dir);
 			goto out;
 		}
-		srcs[i] = xasprintf("%s/%s", j->output_dir, base);
+		srcs[i] = xasprintf("%s/%s", src_dir, base);
 		dsts[i] = local_store_real_path(c->store, o->path);
 		if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 			if (errno == ENOENT)
@@ -1545,6 +1606,7 @@ static void report_job(struct build_ctx *c, struct job *j)
 	r.slot = j->rec.slot;
 	r.uid_start = j->rec.uid_start;
 	r.uid_count = j->rec.uid_count;
+	r.sandboxed = (int)j->rec.sandboxed;
 	r.log_path = j->log_path;
 	r.kept_build_dir = j->kept_dir;
 	if (j->status != BUILD_BUILT) {
@@ -1601,6 +1663,10 @@ static void job_finish(struct build_ctx *c, struct job *j)
 		if (cgroup_build_kill(j->cg, &cleanup_err) < 0)
 			nib_error_prefix(&cleanup_err, "cleaning up after '%s'", g->drv_path);
 	}
+	/* Without a PID namespace, the builder's descendants outlive it: kill them by UID. */
+	if (g->unsandboxed && cleanup_err == NULL &&
+	    uid_pool_slot_kill_procs(j->slot, NULL, &cleanup_err) < 0)
+		nib_error_prefix(&cleanup_err, "cleaning up after '%s'", g->drv_path);
 	drain_log(j);
 
 	j->rec.cpu_user_usec =
@@ -2033,7 +2099,7 @@ static int check_sandbox(struct build_ctx *c, struct nib_error **err)
 	return 0;
 }
 
-static int setup(struct build_ctx *c, struct nib_error **err)
+static int setup(struct build_ctx *c, bool need_sandbox, struct nib_error **err)
 {
 	const struct settings *s = c->s;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -2050,7 +2116,8 @@ static int setup(struct build_ctx *c, struct nib_error **err)
 	    ensure_dir(c->root_dir, 0755, true, err) < 0 ||
 	    ensure_dir(c->outputs_dir, 0700, true, err) < 0)
 		return -1;
-	if (check_sandbox(c, err) < 0)
+	/* Unsandboxed builds only unshare a mount namespace, and say so if they cannot. */
+	if (need_sandbox && check_sandbox(c, err) < 0)
 		return -1;
 	if (s->filter_syscalls && process_bpf == NULL && seccomp_bpf_build(&process_bpf, err) < 0)
 		return nib_error_prefix(err, "building the system call filter");
@@ -2177,11 +2244,15 @@ int build_derivations(struct store *store, const struct settings *settings, char
 	/* Nothing is prepared when nothing will run: all valid, or refused before anything runs. */
 	{
 		size_t runnable = 0, refused = 0;
+		bool need_sandbox = false;
 		for (size_t i = 0; i < c.n_goals; i++) {
 			if (c.goals[i].build && c.goals[i].status == BUILD_UNSUPPORTED)
 				refused++;
 			else if (c.goals[i].build)
 				runnable++;
+			if (c.goals[i].build && c.goals[i].status != BUILD_UNSUPPORTED &&
+			    !c.goals[i].unsandboxed)
+				need_sandbox = true;
 		}
 		if (runnable > 0 && (refused == 0 || opts->keep_going)) {
 			if (geteuid() != 0) {
@@ -2190,7 +2261,7 @@ int build_derivations(struct store *store, const struct settings *settings, char
 					      "through the daemon)");
 				goto out;
 			}
-			if (setup(&c, err) < 0)
+			if (setup(&c, need_sandbox, err) < 0)
 				goto out;
 		}
 	}

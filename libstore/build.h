@@ -15,8 +15,21 @@
  * `system-features`, uid-range against auto-allocate-uids, use-cgroups and
  * the sandbox, and the sandbox itself (sandbox_check_available, whose
  * success is remembered for the running boot in <build-dir>/.sandbox-checked):
- * a build never runs unsandboxed by accident.  `sandbox = false` is refused with an
- * explanation (nib has no unsandboxed mode).
+ * a build never runs unsandboxed by accident.
+ *
+ * Without a sandbox: with `sandbox = false` every derivation, with `sandbox
+ * = relaxed` those with __noChroot = "1" (fixed-output ones stay sandboxed,
+ * unlike Nix), run on the host as the slot's first UID/GID (see
+ * sandbox.h, "Without a sandbox": a private mount namespace with the store
+ * as an overlay and the account named nixbld in private copies of
+ * /etc/passwd and /etc/group; classic build users keep their own accounts).
+ * `sandbox = true` refuses __noChroot; uid-range derivations and relocated
+ * stores (store-root) refuse to build unsandboxed.  Such a build gets
+ * NIX_BUILD_TOP and friends set to its real build directory (whose top is
+ * then 0711, so the builder can reach it), stale files at its output paths
+ * are removed before it starts, its processes are killed by UID (besides
+ * the cgroup) before its outputs, taken from the overlay's upper layer,
+ * are checked, and its build record says it was not sandboxed.
  *
  * One build: lock the outputs (path locks, so two processes never build the
  * same outputs at once), acquire a slot (waiting, and saying so, when all
@@ -41,7 +54,8 @@
  * the derivation's own outputs) in one pass per output, fixed-output hashes
  * checked, moved into the store and registered in one transaction with
  * their deriver.  A build record (slot, UID range, times, status, CPU,
- * peak memory, log path) is written when the build ends.  Finally the cgroup, the build directory (unless keep-failed
+ * peak memory, log path, sandboxed or not) is written when the build
+ * ends.  Finally the cgroup, the build directory (unless keep-failed
  * keeps a failed one) and the output directory are removed and the slot is
  * released; if any of that fails the slot is held with the reason.
  *
@@ -91,6 +105,7 @@ struct build_result {
 	int wait_status;	       /* the builder's wait status, -1 when it did not exit */
 	int64_t slot;		       /* UID-pool slot, -1 when none */
 	int64_t uid_start, uid_count;  /* the slot's IDs; -1 / 0 when none */
+	int sandboxed;		       /* 1 ran in a sandbox, 0 without one, -1 did not run */
 	const char *log_path;	       /* the stored log, or NULL */
 	const char *kept_build_dir;    /* keep-failed: the kept directory, else NULL */
 	char *const *log_tail;	       /* the last log-lines lines, for failures; may be NULL */

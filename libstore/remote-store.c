@@ -743,7 +743,8 @@ int remote_store_build(struct store *s, char *const *drv_paths, size_t n,
 			.peak_memory = -1,
 			.wait_status = -1,
 			.slot = -1,
-			.uid_start = -1
+			.uid_start = -1,
+			.sandboxed = -1
 		};
 		cleanup_error struct nib_error *e = NULL;
 

@@ -144,6 +144,8 @@ INTEGRATION_TESTS = \
 	%reldir%/integration/t0402-build-failures.sh \
 	%reldir%/integration/t0403-build-graph.sh \
 	%reldir%/integration/t0404-build-uid-range.sh \
+	%reldir%/integration/t0405-build-nosandbox.sh \
+	%reldir%/integration/t0406-build-relaxed.sh \
 	%reldir%/integration/t0500-daemon.sh \
 	%reldir%/integration/t0501-daemon-build.sh \
 	%reldir%/integration/t0502-daemon-shared.sh
