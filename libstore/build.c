@@ -173,6 +173,7 @@ struct build_ctx {
 	unsigned long cores;
 	struct build_queue *queue; /* our waiting goals, for `nib daemon status` */
 	bool any_wait;		   /* some goal had to wait: keep the queue file current */
+	uint64_t queue_sig;	   /* fingerprint of what the queue file lists */
 	size_t acquiring;	   /* the goal job_get_slot works for */
 };
 
@@ -241,10 +242,18 @@ static void queue_sync(struct build_ctx *c)
 {
 	cleanup_free struct build_queue_entry *v = NULL;
 	cleanup_error struct nib_error *e = NULL;
+	uint64_t sig = 1;
 	size_t n = 0;
 
 	if (!c->any_wait)
 		return;
+	/* Called after every event: format and write only when the list changed. */
+	for (size_t i = 0; i < c->n_goals && !c->stop && !c->cancelled; i++)
+		if (c->goals[i].state == GOAL_READY && c->goals[i].wait != BUILD_WAIT_NONE)
+			sig = sig * 1000003 + i * _BUILD_WAIT_MAX + c->goals[i].wait;
+	if (sig == c->queue_sig)
+		return;
+	c->queue_sig = sig;
 	v = xcalloc(c->n_goals + 1, sizeof(*v));
 	for (size_t i = 0; i < c->n_goals && !c->stop && !c->cancelled; i++) {
 		const struct goal *g = &c->goals[i];

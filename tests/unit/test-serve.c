@@ -377,6 +377,54 @@ static void test_set_options_untrusted(void)
 	CU_ASSERT_EQUAL(server_join(&sv), -1);
 }
 
+/* nib's client side of SetOptions: only what the user chose is sent; the daemon's answers. */
+static void test_set_options_client(void)
+{
+	cleanup_error struct nib_error *e = NULL;
+	cleanup_settings struct settings *mine = settings_new();
+	struct captured cap = { STRBUF_INIT };
+	struct proto_log_handlers h = { .userdata = &cap, .next = capture_next };
+	struct store *rem = NULL;
+	struct server sv;
+	int fd = server_start(&sv, false);
+
+	CU_ASSERT_EQUAL(remote_store_open_fd(settings, fd, fd, &rem, &e), 0);
+	if (rem == NULL)
+		return;
+	remote_store_set_log_handlers(rem, &h);
+	CU_ASSERT_EQUAL(
+		settings_set(mine, "store-dir", settings->store_dir, ORIGIN_CMDLINE, NULL, &e), 0);
+	/* Nothing chosen (locations aside): nothing sent, no warning. */
+	CU_ASSERT_EQUAL(remote_store_set_options(rem, mine, PROTO_LVL_INFO, &e), 0);
+	CU_ASSERT_EQUAL(cap.text.len, 0);
+	/* From the settings file: not the user's choice for this invocation, not sent. */
+	CU_ASSERT_EQUAL(settings_set(mine, "filter-syscalls", "false", ORIGIN_FILE, NULL, &e), 0);
+	/* Location settings are the client's own business: not sent. */
+	CU_ASSERT_EQUAL(settings_set(mine, "state-dir", "/elsewhere", ORIGIN_CMDLINE, NULL, &e), 0);
+	/* Chosen now: sent; the daemon ignores the restricted one and says so. */
+	CU_ASSERT_EQUAL(settings_set(mine, "sandbox", "false", ORIGIN_CMDLINE, NULL, &e), 0);
+	CU_ASSERT_EQUAL(settings_set(mine, "timeout", "7", ORIGIN_INLINE, NULL, &e), 0);
+	CU_ASSERT_EQUAL(settings_set(mine, "max-build-log-size", "1M", ORIGIN_CMDLINE, NULL, &e),
+			0);
+	CU_ASSERT_EQUAL(remote_store_set_options(rem, mine, PROTO_LVL_TALKATIVE, &e), 0);
+	CU_ASSERT(cap.text.buf != NULL &&
+		  strstr(cap.text.buf, "ignoring the client-specified setting 'sandbox'") != NULL);
+	CU_ASSERT(cap.text.buf != NULL && strstr(cap.text.buf, "filter-syscalls") == NULL);
+	CU_ASSERT(cap.text.buf != NULL && strstr(cap.text.buf, "state-dir") == NULL);
+	CU_ASSERT(cap.text.buf != NULL && strstr(cap.text.buf, "'timeout'") == NULL);
+	/* The daemon has no log limit; a client may lower it (0 = none is the highest). */
+	CU_ASSERT(cap.text.buf != NULL && strstr(cap.text.buf, "max-build-log-size") == NULL);
+	/* Raising it back to "no limit" is refused. */
+	strbuf_reset(&cap.text);
+	CU_ASSERT_EQUAL(settings_set(mine, "max-build-log-size", "0", ORIGIN_CMDLINE, NULL, &e), 0);
+	CU_ASSERT_EQUAL(remote_store_set_options(rem, mine, PROTO_LVL_INFO, &e), 0);
+	CU_ASSERT(cap.text.buf != NULL &&
+		  strstr(cap.text.buf, "'max-build-log-size', because it raises") != NULL);
+	strbuf_release(&cap.text);
+	store_close(rem);
+	CU_ASSERT_EQUAL(server_join(&sv), 0);
+}
+
 static void test_old_client_invalid_path(void)
 {
 	cleanup_error struct nib_error *e = NULL;
@@ -727,6 +775,7 @@ static CU_TestInfo tests[] = {
 	{ "AddToStoreNar needs trust", test_add_nar_trust },
 	{ "untrusted SetOptions, repair, unknown op", test_set_options_untrusted },
 	{ "old client: invalid path is an error", test_old_client_invalid_path },
+	{ "SetOptions from nib's client", test_set_options_client },
 	{ "BuildDerivation: trust, checks, results", test_build_derivation },
 	{ "recorded Nix 2.8 sessions", test_sessions },
 	CU_TEST_INFO_NULL,
