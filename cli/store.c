@@ -10,6 +10,8 @@
 
 #include "cli.h"
 #include "local-store.h"
+#include "log.h"
+#include "protocol.h"
 #include "remote-store.h"
 #include "store.h"
 #include "util.h"
@@ -36,6 +38,12 @@ int cli_open_store(struct cli_ctx *ctx, bool query_only, struct store **ret)
 	if (cli_use_daemon(ctx)) {
 		if (remote_store_open(ctx->settings, NULL, ret, &err) < 0)
 			return cli_report_error(ctx, err);
+		/* What the user chose for this invocation applies in the daemon too. */
+		if (remote_store_set_options(*ret, ctx->settings,
+					     proto_verbosity_of(log_get_max_level()), &err) < 0) {
+			store_close(TAKE_PTR(*ret));
+			return cli_report_error(ctx, err);
+		}
 		return EXIT_OK;
 	}
 	r = local_store_open(ctx->settings, 0, ret, &err);

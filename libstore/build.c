@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "archive.h"
+#include "build-queue.h"
 #include "build.h"
 #include "cgroup.h"
 #include "cleanup.h"
@@ -63,6 +64,7 @@ static const char *const status_names[_BUILD_STATUS_MAX] = {
 	[BUILD_UNSUPPORTED] = "unsupported",
 	[BUILD_DEP_FAILED] = "dependency-failed",
 	[BUILD_CANCELLED] = "cancelled",
+	[BUILD_NOT_DETERMINISTIC] = "not-deterministic",
 };
 
 const char *build_status_name(enum build_status s)
@@ -122,7 +124,11 @@ struct goal {
 	char *error;
 	struct job *job;
 	bool uid_range, fixed;
-	bool unsandboxed; /* sandbox = false, or relaxed and __noChroot */
+	bool unsandboxed;     /* sandbox = false, or relaxed and __noChroot */
+	bool trust_outputs;   /* given inline by a trusted caller: outputs not recomputed */
+	bool check;	      /* check mode: rebuilt and compared, not registered */
+	enum build_wait wait; /* why a ready goal has not started (see build-queue.h) */
+	int64_t wait_since;   /* seconds since the epoch */
 };
 
 /* Open addressing: drv path -> goal index + 1 (0 = empty). */
@@ -166,6 +172,10 @@ struct build_ctx {
 	struct job **jobs;    /* running, in start order */
 	size_t n_jobs, alloc_jobs;
 	unsigned long cores;
+	struct build_queue *queue; /* our waiting goals, for `nib daemon status` */
+	bool any_wait;		   /* some goal had to wait: keep the queue file current */
+	uint64_t queue_sig;	   /* fingerprint of what the queue file lists */
+	size_t acquiring;	   /* the goal job_get_slot works for */
 };
 
 static struct goal *goal_lookup(struct build_ctx *c, const char *drv_path)
@@ -217,6 +227,48 @@ static void push_index(size_t **v, size_t *n, size_t *alloc, size_t x)
 	(*v)[(*n)++] = x;
 }
 
+/* Goal idx could not start for reason w (kept from the first reason on). */
+static void goal_wait(struct build_ctx *c, size_t idx, enum build_wait w)
+{
+	struct goal *g = &c->goals[idx];
+
+	if (g->wait == BUILD_WAIT_NONE)
+		g->wait_since = (int64_t)(now_realtime_usec() / 1000000);
+	g->wait = w;
+	c->any_wait = true;
+}
+
+/* Publish the ready goals that wait (nothing to do until one had to). */
+static void queue_sync(struct build_ctx *c)
+{
+	cleanup_free struct build_queue_entry *v = NULL;
+	cleanup_error struct nib_error *e = NULL;
+	uint64_t sig = 1;
+	size_t n = 0;
+
+	if (!c->any_wait)
+		return;
+	/* Called after every event: format and write only when the list changed. */
+	for (size_t i = 0; i < c->n_goals && !c->stop && !c->cancelled; i++)
+		if (c->goals[i].state == GOAL_READY && c->goals[i].wait != BUILD_WAIT_NONE)
+			sig = sig * 1000003 + i * _BUILD_WAIT_MAX + c->goals[i].wait;
+	if (sig == c->queue_sig)
+		return;
+	c->queue_sig = sig;
+	v = xcalloc(c->n_goals + 1, sizeof(*v));
+	for (size_t i = 0; i < c->n_goals && !c->stop && !c->cancelled; i++) {
+		const struct goal *g = &c->goals[i];
+		if (g->state == GOAL_READY && g->wait != BUILD_WAIT_NONE)
+			v[n++] = (struct build_queue_entry){ .drv_path = g->drv_path,
+							     .wait = g->wait,
+							     .since = g->wait_since };
+	}
+	if (build_queue_publish(&c->queue, c->s, v, n, &e) < 0) {
+		log_debug("cannot list the waiting builds: %s", e->msg);
+		c->any_wait = false;
+	}
+}
+
 /* ---- callbacks ---- */
 
 static size_t job_goal(const struct job *j);
@@ -240,11 +292,13 @@ static void say(struct build_ctx *c, const char *drv_path, const char *fmt, ...)
 static void report_progress(struct build_ctx *c)
 {
 	cleanup_free const char **names = NULL;
+	cleanup_free const char **drvs = NULL;
 	struct build_progress p = { 0 };
 
 	if (c->cb == NULL || c->cb->progress == NULL)
 		return;
 	names = xcalloc(c->n_jobs + 1, sizeof(char *));
+	drvs = xcalloc(c->n_jobs + 1, sizeof(char *));
 	for (size_t i = 0; i < c->n_goals; i++) {
 		const struct goal *g = &c->goals[i];
 		if (!g->build)
@@ -256,9 +310,12 @@ static void report_progress(struct build_ctx *c)
 	p.done = c->n_built;
 	p.failed = c->n_failed;
 	p.running = c->running;
-	for (size_t i = 0; i < c->n_jobs; i++)
+	for (size_t i = 0; i < c->n_jobs; i++) {
 		names[i] = c->goals[job_goal(c->jobs[i])].name;
+		drvs[i] = c->goals[job_goal(c->jobs[i])].drv_path;
+	}
 	p.running_names = names;
+	p.running_drv_paths = drvs;
 	c->cb->progress(c->cb->userdata, &p);
 }
 
@@ -318,6 +375,36 @@ static int goal_load(struct build_ctx *c, const char *drv_path, size_t *ret_idx,
 	c->goals[idx].name = xstrdup(d->name);
 	c->goals[idx].state = GOAL_DONE;
 	c->goals[idx].status = BUILD_VALID;
+	*ret_idx = idx;
+	return 0;
+}
+
+/* The goal of a derivation given in memory (build_derivation_inline): a copy of it. */
+static int goal_load_inline(struct build_ctx *c, const char *drv_path, const struct derivation *drv,
+			    bool trust_outputs, size_t *ret_idx, struct nib_error **err)
+{
+	cleanup_strbuf struct strbuf aterm = STRBUF_INIT;
+	struct derivation *d = NULL;
+	const char *base = strrchr(drv_path, '/') + 1;
+	size_t idx, len = strlen(base);
+
+	if (drv->n_inputs > 0)
+		return nib_error_set(err, NIB_E_INVALID, 0,
+				     "derivation '%s' given inline has input derivations (they "
+				     "must be resolved into input sources)",
+				     drv_path);
+	derivation_print_aterm(drv, &aterm);
+	if (derivation_parse_aterm(aterm.buf, aterm.len, store_dir(c->store), &d, err) < 0)
+		return nib_error_prefix(err, "derivation '%s'", drv_path);
+	/* Named after its .drv path, "<hash>-<name>.drv", as Nix names an inline derivation. */
+	free(d->name);
+	d->name = len > 37 ? xstrndup(base + 33, len - 37) : xstrdup(base);
+	idx = goal_add(c, drv_path);
+	c->goals[idx].drv = d;
+	c->goals[idx].name = xstrdup(d->name);
+	c->goals[idx].state = GOAL_DONE;
+	c->goals[idx].status = BUILD_VALID;
+	c->goals[idx].trust_outputs = trust_outputs;
 	*ret_idx = idx;
 	return 0;
 }
@@ -398,7 +485,7 @@ static int check_buildable(struct build_ctx *c, size_t idx, struct nib_error **e
 	if (c->hasher == NULL)
 		c->hasher =
 			drv_hasher_new(store_dir(c->store), store_derivation_resolver, c->store);
-	if (derivation_check_outputs(c->hasher, g->drv, &e) < 0) {
+	if (!g->trust_outputs && derivation_check_outputs(c->hasher, g->drv, &e) < 0) {
 		g->error = xasprintf("cannot build '%s': %s", g->drv_path, e->msg);
 		return 1;
 	}
@@ -889,6 +976,8 @@ static void on_slot_wait(void *userdata, unsigned n_slots, unsigned n_busy, unsi
 		say(c, NULL, "waiting for a free build slot (%u slots: %u busy, %u held)", n_slots,
 		    n_busy, n_held);
 	c->said_waiting = true;
+	goal_wait(c, c->acquiring, BUILD_WAIT_SLOT);
+	queue_sync(c);
 }
 
 static bool cancel_requested(struct build_ctx *c)
@@ -922,6 +1011,7 @@ static int job_get_slot(struct job *j, struct nib_error **err)
 		.stale_cleanup = &stale,
 	};
 
+	c->acquiring = j->goal;
 	for (;;) {
 		cleanup_error struct nib_error *e = NULL;
 
@@ -1075,6 +1165,8 @@ static int job_start(struct build_ctx *c, size_t idx, struct job **ret_job, stru
 	g = &c->goals[idx];
 
 	r = job_lock_outputs(j, err);
+	if (r == 0)
+		goal_wait(c, idx, BUILD_WAIT_LOCK);
 	if (r <= 0)
 		goto out_free;
 	/* Another process may have built them while we waited for the locks. */
@@ -1082,7 +1174,7 @@ static int job_start(struct build_ctx *c, size_t idx, struct job **ret_job, stru
 		r = -1;
 		goto out_free;
 	}
-	if (valid) {
+	if (valid && !g->check) {
 		c->goals[idx].status = BUILD_VALID;
 		r = 2;
 		goto out_free;
@@ -1093,6 +1185,8 @@ static int job_start(struct build_ctx *c, size_t idx, struct job **ret_job, stru
 		if (store_add_temp_root(c->store, g->drv->outputs[i].path, err) < 0)
 			goto fail_early;
 	r = job_get_token(j, err);
+	if (r == 0)
+		goal_wait(c, idx, BUILD_WAIT_JOB);
 	if (r <= 0) {
 		if (r == 0 && !c->said_waiting) {
 			say(c, g->drv_path,
@@ -1102,6 +1196,8 @@ static int job_start(struct build_ctx *c, size_t idx, struct job **ret_job, stru
 		goto out_free;
 	}
 	r = job_get_slot(j, err);
+	if (r == 0)
+		goal_wait(c, idx, BUILD_WAIT_SLOT);
 	if (r <= 0)
 		goto out_free;
 	g = &c->goals[idx];
@@ -1492,6 +1588,30 @@ static int job_register_outputs(struct job *j, enum build_status *ret_status,
 					     hash_algo_name(got.algo), b32);
 		}
 	}
+	if (g->check) {
+		/* Compare with what is registered; keep nothing of the rebuild. */
+		for (size_t i = 0; i < n_out; i++) {
+			struct store_path_info reg = { 0 };
+			int v = store_query_path_info(c->store, d->outputs[i].path, &reg, err);
+			bool same = v > 0 && hash_equal(&reg.nar_hash, &infos[i].nar_hash) &&
+				    reg.nar_size == infos[i].nar_size;
+
+			store_path_info_release(&reg);
+			if (v < 0)
+				goto out;
+			if (!same) {
+				*ret_status = BUILD_NOT_DETERMINISTIC;
+				nib_error_set(
+					err, NIB_E_BUILD_FAILED, 0,
+					"derivation '%s' may not be deterministic: output '%s' "
+					"differs",
+					g->drv_path, d->outputs[i].path);
+				goto out;
+			}
+		}
+		r = 0;
+		goto out;
+	}
 	/* The outputs were locked and invalid: whatever is at their place is garbage. */
 	for (moved = 0; moved < n_out; moved++) {
 		if (rm_rf_at(AT_FDCWD, dsts[moved], err) < 0)
@@ -1827,6 +1947,11 @@ static void start_ready(struct build_ctx *c)
 		c->said_waiting = false;
 		report_progress(c);
 	}
+	/* Ready goals not tried now wait for their turn (max-jobs, or a retry). */
+	for (size_t i = 0; i < c->n_goals; i++)
+		if (c->goals[i].state == GOAL_READY && c->goals[i].wait == BUILD_WAIT_NONE)
+			goal_wait(c, i, BUILD_WAIT_JOB);
+	queue_sync(c);
 }
 
 /* Kill builds that ran out of time; return the nearest deadline (0 = none). */
@@ -2155,6 +2280,7 @@ static void ctx_release(struct build_ctx *c)
 	free(c->build_dir);
 	free(c->root_dir);
 	free(c->outputs_dir);
+	build_queue_close(c->queue);
 	free(c->extra_binds);
 	strv_free(c->extra_strings);
 	strv_free(c->extra_closure);
@@ -2163,7 +2289,7 @@ static void ctx_release(struct build_ctx *c)
 static bool failed_itself(enum build_status s)
 {
 	return s == BUILD_FAILED || s == BUILD_TIMED_OUT || s == BUILD_LOG_LIMIT ||
-	       s == BUILD_HASH_MISMATCH || s == BUILD_UNSUPPORTED;
+	       s == BUILD_HASH_MISMATCH || s == BUILD_UNSUPPORTED || s == BUILD_NOT_DETERMINISTIC;
 }
 
 /* After the loop: what never ran, and the overall outcome. */
@@ -2203,9 +2329,11 @@ static int conclude(struct build_ctx *c, struct nib_error **err)
 	return 0;
 }
 
-int build_derivations(struct store *store, const struct settings *settings, char *const *drv_paths,
-		      size_t n, const struct build_options *opts, const struct build_callbacks *cb,
-		      struct nib_error **err)
+/* build_derivations, or with inline_drv the build of that one derivation (drv_paths[0]). */
+static int build_common(struct store *store, const struct settings *settings,
+			char *const *drv_paths, size_t n, const struct derivation *inline_drv,
+			bool trust_outputs, const struct build_options *opts,
+			const struct build_callbacks *cb, struct nib_error **err)
 {
 	struct build_options defaults;
 	struct build_ctx c = { 0 };
@@ -2232,12 +2360,27 @@ int build_derivations(struct store *store, const struct settings *settings, char
 
 		if (store_parse_path(store, drv_paths[i], false, &p, err) < 0)
 			goto out;
-		if (goal_load(&c, p, &idx, err) < 0)
+		if ((inline_drv != NULL
+			     ? goal_load_inline(&c, p, inline_drv, trust_outputs, &idx, err)
+			     : goal_load(&c, p, &idx, err)) < 0)
 			goto out;
 		c.goals[idx].requested = true;
 		if (outputs_valid(&c, idx, NULL, NULL, &valid, err) < 0)
 			goto out;
-		if (!valid && goal_require(&c, idx, 0, err) < 0)
+		if (opts->check && !valid && !c.goals[idx].build) {
+			/* Nothing to compare with: refused like a derivation this machine cannot build. */
+			struct goal *g = &c.goals[idx];
+			g->build = true;
+			g->status = BUILD_UNSUPPORTED;
+			g->error = xasprintf("some outputs of '%s' are not valid, so checking is "
+					     "not possible",
+					     g->drv_path);
+			c.n_to_build++;
+			continue;
+		}
+		/* (Not valid but needed by an earlier one: built, not checked.) */
+		c.goals[idx].check = opts->check && valid;
+		if ((!valid || opts->check) && goal_require(&c, idx, 0, err) < 0)
 			goto out;
 	}
 
@@ -2295,4 +2438,21 @@ int build_derivations(struct store *store, const struct settings *settings, char
 out:
 	ctx_release(&c);
 	return r;
+}
+
+int build_derivations(struct store *store, const struct settings *settings, char *const *drv_paths,
+		      size_t n, const struct build_options *opts, const struct build_callbacks *cb,
+		      struct nib_error **err)
+{
+	return build_common(store, settings, drv_paths, n, NULL, false, opts, cb, err);
+}
+
+int build_derivation_inline(struct store *store, const struct settings *settings,
+			    const char *drv_path, const struct derivation *drv, bool trust_outputs,
+			    const struct build_options *opts, const struct build_callbacks *cb,
+			    struct nib_error **err)
+{
+	char *const one[] = { (char *)drv_path, NULL };
+
+	return build_common(store, settings, one, 1, drv, trust_outputs, opts, cb, err);
 }

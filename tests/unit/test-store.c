@@ -190,6 +190,12 @@ static void test_add_text_and_refs(void)
 		return;
 	}
 	make_sources();
+	/* An empty store lists nothing. */
+	{
+		cleanup_strv char **all = NULL;
+		CU_ASSERT_EQUAL(store_query_all_valid(s, &all, &e), 0);
+		CU_ASSERT(all != NULL && all[0] == NULL);
+	}
 	CU_ASSERT_EQUAL(store_add_text(s, "foo", "bar", 3, NULL, &foo, &e), 0);
 	CU_ASSERT_STRING_EQUAL(foo, PATH_FOO);
 
@@ -210,6 +216,18 @@ static void test_add_text_and_refs(void)
 	CU_ASSERT_EQUAL(store_query_path_info(s, PATH_WITHREF, &info, &e), 1);
 	CU_ASSERT(info.ca && STARTS_WITH(info.ca, "text:sha256:"));
 	store_path_info_release(&info);
+
+	/* Every valid path, sorted (PATH_WITHREF < PATH_F < PATH_FOO). */
+	{
+		cleanup_strv char **all = NULL;
+		CU_ASSERT_EQUAL(store_query_all_valid(s, &all, &e), 0);
+		CU_ASSERT_EQUAL(strv_length(all), 3);
+		if (strv_length(all) == 3) {
+			CU_ASSERT_STRING_EQUAL(all[0], PATH_WITHREF);
+			CU_ASSERT_STRING_EQUAL(all[1], PATH_F);
+			CU_ASSERT_STRING_EQUAL(all[2], PATH_FOO);
+		}
+	}
 
 	/* A malformed reference. */
 	CU_ASSERT_EQUAL(store_add_text(s, "x", "y", 1, badref, &bad, &e), -1);
