@@ -61,6 +61,9 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
  */
 int cli_parse_json_only(struct cli_ctx *ctx, int argc, char **argv, const char *name,
 			const char *options_help);
+/* The same for a command that takes -h/--help only: --json is a usage error unless allow_json. */
+int cli_parse_simple(struct cli_ctx *ctx, int argc, char **argv, const char *name,
+		     const char *options_help, bool allow_json);
 /* Print a JSON value to stdout followed by a newline; frees nothing. */
 void cli_print_json(const cJSON *v);
 

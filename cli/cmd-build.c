@@ -29,9 +29,12 @@ static const char options_help[] =
 	"  -k, --keep-going       after a failure, build everything that does not depend on "
 	"it\n"
 	"  -K, --keep-failed      keep the build directory of failed builds\n"
+	"      --check            build derivations whose outputs are valid again and compare\n"
+	"                         the results with them (\"may not be deterministic\" when\n"
+	"                         they differ); registers nothing\n"
 	"      --json             print one result object per derivation: drvPath, outputs,\n"
 	"                         status, startTime, stopTime, cpuUser, cpuSystem, peakMemory,\n"
-	"                         slot, uidRange, logPath\n"
+	"                         slot, uidRange, sandboxed, logPath\n"
 	"  ARG...                 a .drv store path, a .drv file, or a JSON derivation file\n"
 	"                         (added to the store first; see README, \"Building\")\n"
 	"\n"
@@ -150,6 +153,8 @@ static cJSON *result_json(const struct build_result *r)
 		cJSON_AddNumberToObject(u, "first", (double)r->uid_start);
 		cJSON_AddNumberToObject(u, "count", (double)r->uid_count);
 	}
+	if (r->sandboxed >= 0)
+		cJSON_AddBoolToObject(o, "sandboxed", r->sandboxed != 0);
 	if (r->log_path != NULL)
 		cJSON_AddStringToObject(o, "logPath", r->log_path);
 	if (r->kept_build_dir != NULL)
@@ -231,6 +236,15 @@ static int parse_jobs(const char *s, int64_t *ret)
 	return 0;
 }
 
+/* A setting chosen by an option of this command (valid by construction). */
+static void set_cmdline(struct cli_ctx *ctx, const char *name, const char *value)
+{
+	cleanup_error struct nib_error *e = NULL;
+
+	if (settings_set(ctx->settings, name, value, ORIGIN_CMDLINE, NULL, &e) < 0)
+		abort();
+}
+
 int cmd_build(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -239,6 +253,7 @@ int cmd_build(struct cli_ctx *ctx, int argc, char **argv)
 		{ "keep-going", no_argument, NULL, 'k' },
 		{ "keep-failed", no_argument, NULL, 'K' },
 		{ "json", no_argument, NULL, 'J' },
+		{ "check", no_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
 	cleanup_store struct store *store = NULL;
@@ -258,19 +273,27 @@ int cmd_build(struct cli_ctx *ctx, int argc, char **argv)
 		case 'h':
 			cli_command_help(stdout, "build", options_help);
 			return EXIT_OK;
-		case 'j':
+		case 'j': {
+			char num[32];
 			if (parse_jobs(optarg, &opts.max_jobs) < 0)
 				return cli_usage_error("build", "invalid number of jobs '%s'",
 						       optarg);
+			/* As a setting too, so that the daemon hears of it. */
+			snprintf(num, sizeof(num), "%lld", (long long)opts.max_jobs);
+			set_cmdline(ctx, "max-jobs", num);
 			break;
+		}
 		case 'k':
 			opts.keep_going = true;
 			break;
 		case 'K':
-			ctx->settings->keep_failed = true;
+			set_cmdline(ctx, "keep-failed", "true");
 			break;
 		case 'J':
 			ctx->json = true;
+			break;
+		case 'C':
+			opts.check = true;
 			break;
 		default:
 			return cli_usage_error("build", "invalid option");
@@ -312,7 +335,7 @@ int cmd_build(struct cli_ctx *ctx, int argc, char **argv)
 
 	if (store_is_remote(store)) {
 		/* The daemon builds; leaving (SIGINT) cancels there. */
-		r = remote_store_build(store, drvs, strv_length(drvs), &cb, &err);
+		r = remote_store_build(store, drvs, strv_length(drvs), &opts, &cb, &err);
 		goto done;
 	}
 	if (pipe2(cancel_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {

@@ -4,8 +4,9 @@
  * Reads <state-dir>/daemon/status.json, which the daemon rewrites whenever
  * a connection starts or ends (pid, start time, connections with their
  * peers), and the UID pool (running builds are the busy slots, with their
- * derivation; held slots with the reason) and the job tokens
- * (<state-dir>/jobs/token-<i>, one per running build).
+ * derivation; held slots with the reason), the job tokens
+ * (<state-dir>/jobs/token-<i>, one per running build) and the lists of
+ * waiting builds (<state-dir>/jobs/queued/<pid>, see build-queue.h).
  */
 #include "config.h"
 
@@ -20,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "build-queue.h"
 #include "cli.h"
 #include "lock.h"
 #include "uid-pool.h"
@@ -28,7 +30,7 @@
 
 static const char status_help[] =
 	"  -h, --help     show this help\n"
-	"      --json     print {daemon, connections, running, held, jobTokensHeld}\n"
+	"      --json     print {daemon, connections, running, queued, held, jobTokensHeld}\n"
 	"\nRunning builds and held slots come from the UID pool; reading it needs root.\n";
 
 static void fmt_age(char *buf, size_t n, int64_t secs)
@@ -54,6 +56,20 @@ static const char *user_name(uid_t uid, char *buf, size_t n)
 	else
 		snprintf(buf, n, "%u", (unsigned)uid);
 	return buf;
+}
+
+/* The id of the connection served by process pid, or -1 (a local `nib build`). */
+static int64_t conn_of_pid(const cJSON *conns, pid_t pid)
+{
+	const cJSON *c;
+
+	cJSON_ArrayForEach(c, conns)
+	{
+		const cJSON *id = cJSON_GetObjectItem(c, "id"), *cp = cJSON_GetObjectItem(c, "pid");
+		if (cJSON_IsNumber(id) && cJSON_IsNumber(cp) && (pid_t)cp->valuedouble == pid)
+			return (int64_t)id->valuedouble;
+	}
+	return -1;
 }
 
 /* Job tokens held by someone: -1 when they cannot be checked (not root). */
@@ -98,6 +114,8 @@ int cmd_daemon_status(struct cli_ctx *ctx, int argc, char **argv)
 	struct uid_pool *pool = NULL;
 	struct uid_pool_entry *ents = NULL;
 	size_t n_ents = 0;
+	struct build_queue_entry *queued = NULL;
+	size_t n_queued = 0;
 	const cJSON *pid, *started, *conns, *c;
 	int64_t now = (int64_t)(now_realtime_usec() / 1000000), tokens;
 	char age[32], name[256];
@@ -145,6 +163,11 @@ int cmd_daemon_status(struct cli_ctx *ctx, int argc, char **argv)
 		n_ents = 0;
 	}
 	tokens = tokens_held(ctx->settings);
+	if (build_queue_list(ctx->settings, &queued, &n_queued, &err) < 0) {
+		/* Not fatal: say so and show the rest. */
+		fprintf(stderr, "nib: warning: %s\n", err->msg);
+		nib_error_clear(&err);
+	}
 
 	if (ctx->json) {
 		cJSON *running = cJSON_CreateArray(), *held = cJSON_CreateArray();
@@ -173,6 +196,23 @@ int cmd_daemon_status(struct cli_ctx *ctx, int argc, char **argv)
 			}
 		}
 		cJSON_AddItemToObject(out, "running", running);
+		{
+			cJSON *q = cJSON_AddArrayToObject(out, "queued");
+			for (size_t i = 0; i < n_queued; i++) {
+				cJSON *o = cJSON_CreateObject();
+				int64_t conn = conn_of_pid(conns, queued[i].pid);
+				cJSON_AddStringToObject(o, "derivation", queued[i].drv_path);
+				cJSON_AddStringToObject(o, "reason",
+							build_wait_name(queued[i].wait));
+				cJSON_AddNumberToObject(o, "pid", queued[i].pid);
+				if (conn >= 0)
+					cJSON_AddNumberToObject(o, "connection", (double)conn);
+				else
+					cJSON_AddNullToObject(o, "connection");
+				cJSON_AddNumberToObject(o, "since", (double)queued[i].since);
+				cJSON_AddItemToArray(q, o);
+			}
+		}
 		cJSON_AddItemToObject(out, "held", held);
 		if (tokens >= 0)
 			cJSON_AddNumberToObject(out, "jobTokensHeld", (double)tokens);
@@ -215,6 +255,19 @@ int cmd_daemon_status(struct cli_ctx *ctx, int argc, char **argv)
 			       ents[i].derivation ? ents[i].derivation : "?", (int)ents[i].pid,
 			       age);
 		}
+		printf("builds queued: %zu\n", n_queued);
+		for (size_t i = 0; i < n_queued; i++) {
+			int64_t conn = conn_of_pid(conns, queued[i].pid);
+			char who[64];
+
+			if (conn >= 0)
+				snprintf(who, sizeof(who), "conn %lld", (long long)conn);
+			else
+				snprintf(who, sizeof(who), "pid %d", (int)queued[i].pid);
+			fmt_age(age, sizeof(age), now - queued[i].since);
+			printf("  %s  %s  %s  for %s\n", queued[i].drv_path,
+			       build_wait_describe(queued[i].wait), who, age);
+		}
 		if (pool != NULL)
 			printf("held slots: %zu\n", n_held);
 		for (size_t i = 0; i < n_ents; i++)
@@ -223,6 +276,7 @@ int cmd_daemon_status(struct cli_ctx *ctx, int argc, char **argv)
 				       ents[i].reason ? ents[i].reason : "");
 	}
 	uid_pool_entries_free(ents, n_ents);
+	build_queue_entries_free(queued, n_queued);
 	uid_pool_close(pool);
 	return EXIT_OK;
 }

@@ -25,40 +25,12 @@ static int stdout_sink(void *userdata, const void *data, size_t len, struct nib_
 	return 0;
 }
 
-/* Parse just --help (and --json when json is not NULL); returns -1 to go on. */
-static int simple_opts(struct cli_ctx *ctx, int argc, char **argv, const char *name,
-		       const char *help, bool json)
-{
-	static const struct option longopts[] = {
-		CLI_COMMON_LONGOPTS,
-		{ "json", no_argument, NULL, 'j' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
-
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-			cli_command_help(stdout, name, help);
-			return EXIT_OK;
-		case 'j':
-			if (!json)
-				return cli_usage_error(name, "'--json' is not supported here");
-			ctx->json = true;
-			break;
-		default:
-			return cli_usage_error(name, "invalid option");
-		}
-	}
-	return -1;
-}
-
 int cmd_nar_dump(struct cli_ctx *ctx, int argc, char **argv)
 {
 	static const char help[] = "  -h, --help     show this help\n"
 				   "  PATH           a file, symlink (not followed) or directory\n";
 	cleanup_error struct nib_error *err = NULL;
-	int r = simple_opts(ctx, argc, argv, "nar dump", help, false);
+	int r = cli_parse_simple(ctx, argc, argv, "nar dump", help, false);
 
 	if (r >= 0)
 		return r;
@@ -119,7 +91,7 @@ int cmd_nar_hash(struct cli_ctx *ctx, int argc, char **argv)
 		"\nPrints sha256:<nix-base-32> per PATH, as 'nix-store -q --hash' does.\n"
 		"See 'nib hash path' for other algorithms and encodings.\n";
 	cleanup_json cJSON *arr = NULL;
-	int r = simple_opts(ctx, argc, argv, "nar hash", help, true);
+	int r = cli_parse_simple(ctx, argc, argv, "nar hash", help, true);
 
 	if (r >= 0)
 		return r;

@@ -18,6 +18,7 @@ static const char options_help[] =
 	"  -h, --help            show this help\n"
 	"      --json            print an array of objects like 'nix path-info --json'\n"
 	"  -r, --recursive       show the closure of the paths\n"
+	"      --all             show every valid path of the store (no PATH arguments)\n"
 	"  -s, --size            show the NAR size\n"
 	"  -S, --closure-size    show the total NAR size of the closure\n"
 	"      --references      print the references of the paths instead (sorted, unique)\n"
@@ -101,6 +102,7 @@ int cmd_path_info(struct cli_ctx *ctx, int argc, char **argv)
 		{ "references", no_argument, NULL, 'F' },
 		{ "referrers", no_argument, NULL, 'R' },
 		{ "deriver", no_argument, NULL, 'D' },
+		{ "all", no_argument, NULL, 'A' },
 		{ NULL, 0, NULL, 0 },
 	};
 	cleanup_store struct store *store = NULL;
@@ -109,7 +111,7 @@ int cmd_path_info(struct cli_ctx *ctx, int argc, char **argv)
 	cleanup_json cJSON *out = cJSON_CreateArray();
 	cleanup_info_array struct info_array infos = { NULL, 0 };
 	cleanup_strset struct strset *listed = strset_new();
-	bool recursive = false, size = false, csize = false, invalid = false;
+	bool recursive = false, size = false, csize = false, invalid = false, all = false;
 	int c, r, query = 0;
 
 	while ((c = getopt_long(argc, argv, "hrsS", longopts, NULL)) != -1) {
@@ -125,6 +127,9 @@ int cmd_path_info(struct cli_ctx *ctx, int argc, char **argv)
 			break;
 		case 's':
 			size = true;
+			break;
+		case 'A':
+			all = true;
 			break;
 		case 'S':
 			csize = true;
@@ -142,12 +147,20 @@ int cmd_path_info(struct cli_ctx *ctx, int argc, char **argv)
 			return cli_usage_error("path-info", "invalid option");
 		}
 	}
-	if (optind >= argc)
+	if (all && optind < argc)
+		return cli_usage_error("path-info", "'--all' takes no paths");
+	if (!all && optind >= argc)
 		return cli_usage_error("path-info", "no paths given");
 
 	r = cli_open_store(ctx, true, &store);
 	if (r != EXIT_OK)
 		return r;
+	if (all) {
+		strv_free(paths);
+		paths = NULL;
+		if (store_query_all_valid(store, &paths, &err) < 0)
+			return cli_report_error(ctx, err);
+	}
 	for (int i = optind; i < argc; i++) {
 		cleanup_free char *p = NULL;
 		if (cli_resolve_store_path(store, argv[i], &p, &err) < 0)

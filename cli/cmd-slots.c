@@ -40,32 +40,6 @@ static const char reclaim_help[] =
 	"its range or a record left by a holder that died (what a killed daemon leaves\n"
 	"behind).  Held slots are listed and left alone.  Needs root or a trusted user.\n";
 
-/* Parse the common options; returns -1 to go on, or an exit code. */
-static int parse_opts(struct cli_ctx *ctx, const char *name, const char *help, int argc,
-		      char **argv)
-{
-	static const struct option longopts[] = {
-		CLI_COMMON_LONGOPTS,
-		{ "json", no_argument, NULL, 'j' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
-
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-			cli_command_help(stdout, name, help);
-			return EXIT_OK;
-		case 'j':
-			ctx->json = true;
-			break;
-		default:
-			return cli_usage_error(name, "invalid option");
-		}
-	}
-	return -1;
-}
-
 /* Root, or a user listed in trusted-users (by name, "@group" or "*"). */
 static bool caller_trusted(const struct settings *s)
 {
@@ -251,7 +225,7 @@ static int slots_list(struct cli_ctx *ctx, struct uid_pool *p)
 int cmd_slots(struct cli_ctx *ctx, int argc, char **argv)
 {
 	cleanup_uid_pool struct uid_pool *p = NULL;
-	int r = parse_opts(ctx, "slots", list_help, argc, argv);
+	int r = cli_parse_json_only(ctx, argc, argv, "slots", list_help);
 
 	if (r >= 0)
 		return r;
@@ -280,7 +254,7 @@ int cmd_slots_release(struct cli_ctx *ctx, int argc, char **argv)
 	cleanup_uid_pool struct uid_pool *p = NULL;
 	cleanup_error struct nib_error *err = NULL;
 	unsigned idx;
-	int r = parse_opts(ctx, "slots release", release_help, argc, argv);
+	int r = cli_parse_json_only(ctx, argc, argv, "slots release", release_help);
 
 	if (r >= 0)
 		return r;
@@ -345,7 +319,7 @@ int cmd_slots_reclaim(struct cli_ctx *ctx, int argc, char **argv)
 	cleanup_json cJSON *root = NULL;
 	struct uid_pool_reclaim_result res;
 	struct reclaim_out out = { .ctx = ctx };
-	int r = parse_opts(ctx, "slots reclaim", reclaim_help, argc, argv);
+	int r = cli_parse_json_only(ctx, argc, argv, "slots reclaim", reclaim_help);
 
 	if (r >= 0)
 		return r;

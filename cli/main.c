@@ -19,14 +19,15 @@
 #include "banned.h"
 
 static const struct cli_command commands[] = {
-	{ "build", cmd_build, "[-j N] [--keep-going] [--keep-failed] [--json] ARG...",
+	{ "build", cmd_build, "[-j N] [--keep-going] [--keep-failed] [--check] [--json] ARG...",
 	  "build derivations in sandboxes and print their output paths" },
 	{ "log", cmd_log, "PATH", "print the stored build log of a derivation or an output" },
 	{ "add", cmd_add,
 	  "[--name NAME] [--add-root LINK] [--text [--ref PATH]...] [--json] PATH...",
 	  "copy files or directories into the store and print their store paths" },
 	{ "path-info", cmd_path_info,
-	  "[--json] [-r] [--size] [--closure-size] [--references|--referrers|--deriver] PATH...",
+	  "[--json] [-r] [--size] [--closure-size] [--references|--referrers|--deriver] "
+	  "PATH...|--all",
 	  "show metadata of valid store paths" },
 	{ "gc", cmd_gc, "[--dry-run] [--max-freed SIZE] [--json]",
 	  "delete store paths that no garbage-collector root reaches" },
@@ -58,7 +59,7 @@ static const struct cli_command commands[] = {
 	  "[--type ALGO] [--sri|--base16|--base32|--base64] [--json] PATH...",
 	  "print the hash of the NAR of each PATH (default: SHA-256, SRI)" },
 	{ "daemon status", cmd_daemon_status, "[--json]",
-	  "show what nib-daemon is doing: connections, running builds, held slots" },
+	  "show what nib-daemon is doing: connections, running and queued builds, held slots" },
 	{ "slots", cmd_slots, "[--json]",
 	  "list the UID slots in use, held or stale, with a summary of the pool" },
 	{ "slots release", cmd_slots_release, "N",

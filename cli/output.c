@@ -50,8 +50,8 @@ void cli_print_json(const cJSON *v)
 	fputc('\n', stdout);
 }
 
-int cli_parse_json_only(struct cli_ctx *ctx, int argc, char **argv, const char *name,
-			const char *options_help)
+int cli_parse_simple(struct cli_ctx *ctx, int argc, char **argv, const char *name,
+		     const char *options_help, bool allow_json)
 {
 	static const struct option longopts[] = {
 		CLI_COMMON_LONGOPTS,
@@ -66,6 +66,8 @@ int cli_parse_json_only(struct cli_ctx *ctx, int argc, char **argv, const char *
 			cli_command_help(stdout, name, options_help);
 			return EXIT_OK;
 		case 'j':
+			if (!allow_json)
+				return cli_usage_error(name, "'--json' is not supported here");
 			ctx->json = true;
 			break;
 		default:
@@ -73,4 +75,10 @@ int cli_parse_json_only(struct cli_ctx *ctx, int argc, char **argv, const char *
 		}
 	}
 	return -1;
+}
+
+int cli_parse_json_only(struct cli_ctx *ctx, int argc, char **argv, const char *name,
+			const char *options_help)
+{
+	return cli_parse_simple(ctx, argc, argv, name, options_help, true);
 }

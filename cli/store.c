@@ -10,6 +10,8 @@
 
 #include "cli.h"
 #include "local-store.h"
+#include "log.h"
+#include "protocol.h"
 #include "remote-store.h"
 #include "store.h"
 #include "util.h"
@@ -36,6 +38,12 @@ int cli_open_store(struct cli_ctx *ctx, bool query_only, struct store **ret)
 	if (cli_use_daemon(ctx)) {
 		if (remote_store_open(ctx->settings, NULL, ret, &err) < 0)
 			return cli_report_error(ctx, err);
+		/* What the user chose for this invocation applies in the daemon too. */
+		if (remote_store_set_options(*ret, ctx->settings,
+					     proto_verbosity_of(log_get_max_level()), &err) < 0) {
+			store_close(TAKE_PTR(*ret));
+			return cli_report_error(ctx, err);
+		}
 		return EXIT_OK;
 	}
 	r = local_store_open(ctx->settings, 0, ret, &err);
@@ -58,23 +66,6 @@ static const char *under(const char *p, const char *dir)
 	if (strncmp(p, dir, n) == 0 && p[n] == '/')
 		return p + n;
 	return NULL;
-}
-
-static char *read_link_abs(const char *link)
-{
-	cleanup_free char *buf = xmalloc(PATH_MAX + 1);
-	ssize_t n = readlink(link, buf, PATH_MAX + 1);
-	const char *slash;
-
-	if (n < 0 || n > PATH_MAX)
-		return NULL;
-	buf[n] = '\0';
-	if (buf[0] == '/')
-		return TAKE_PTR(buf);
-	slash = strrchr(link, '/');
-	if (slash == NULL)
-		return TAKE_PTR(buf);
-	return xasprintf("%.*s/%s", (int)(slash - link), link, buf);
 }
 
 int cli_resolve_store_path(struct store *store, const char *arg, char **ret, struct nib_error **err)

@@ -27,6 +27,7 @@ struct build_record {
 	int64_t cpu_system_usec;
 	int64_t peak_memory; /* bytes, -1 unknown */
 	char *log_path;
+	int64_t sandboxed; /* 1 built in a sandbox, 0 without one, -1 unknown */
 };
 
 /* Set every field to its "unknown" value (ids 0, numbers -1, strings NULL). */

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "archive.h"
+#include "build-queue.h"
 #include "build.h"
 #include "cgroup.h"
 #include "cleanup.h"
@@ -63,6 +64,7 @@ static const char *const status_names[_BUILD_STATUS_MAX] = {
 	[BUILD_UNSUPPORTED] = "unsupported",
 	[BUILD_DEP_FAILED] = "dependency-failed",
 	[BUILD_CANCELLED] = "cancelled",
+	[BUILD_NOT_DETERMINISTIC] = "not-deterministic",
 };
 
 const char *build_status_name(enum build_status s)
@@ -122,6 +124,11 @@ struct goal {
 	char *error;
 	struct job *job;
 	bool uid_range, fixed;
+	bool unsandboxed;     /* sandbox = false, or relaxed and __noChroot */
+	bool trust_outputs;   /* given inline by a trusted caller: outputs not recomputed */
+	bool check;	      /* check mode: rebuilt and compared, not registered */
+	enum build_wait wait; /* why a ready goal has not started (see build-queue.h) */
+	int64_t wait_since;   /* seconds since the epoch */
 };
 
 /* Open addressing: drv path -> goal index + 1 (0 = empty). */
@@ -165,6 +172,10 @@ struct build_ctx {
 	struct job **jobs;    /* running, in start order */
 	size_t n_jobs, alloc_jobs;
 	unsigned long cores;
+	struct build_queue *queue; /* our waiting goals, for `nib daemon status` */
+	bool any_wait;		   /* some goal had to wait: keep the queue file current */
+	uint64_t queue_sig;	   /* fingerprint of what the queue file lists */
+	size_t acquiring;	   /* the goal job_get_slot works for */
 };
 
 static struct goal *goal_lookup(struct build_ctx *c, const char *drv_path)
@@ -216,6 +227,48 @@ static void push_index(size_t **v, size_t *n, size_t *alloc, size_t x)
 	(*v)[(*n)++] = x;
 }
 
+/* Goal idx could not start for reason w (kept from the first reason on). */
+static void goal_wait(struct build_ctx *c, size_t idx, enum build_wait w)
+{
+	struct goal *g = &c->goals[idx];
+
+	if (g->wait == BUILD_WAIT_NONE)
+		g->wait_since = (int64_t)(now_realtime_usec() / 1000000);
+	g->wait = w;
+	c->any_wait = true;
+}
+
+/* Publish the ready goals that wait (nothing to do until one had to). */
+static void queue_sync(struct build_ctx *c)
+{
+	cleanup_free struct build_queue_entry *v = NULL;
+	cleanup_error struct nib_error *e = NULL;
+	uint64_t sig = 1;
+	size_t n = 0;
+
+	if (!c->any_wait)
+		return;
+	/* Called after every event: format and write only when the list changed. */
+	for (size_t i = 0; i < c->n_goals && !c->stop && !c->cancelled; i++)
+		if (c->goals[i].state == GOAL_READY && c->goals[i].wait != BUILD_WAIT_NONE)
+			sig = sig * 1000003 + i * _BUILD_WAIT_MAX + c->goals[i].wait;
+	if (sig == c->queue_sig)
+		return;
+	c->queue_sig = sig;
+	v = xcalloc(c->n_goals + 1, sizeof(*v));
+	for (size_t i = 0; i < c->n_goals && !c->stop && !c->cancelled; i++) {
+		const struct goal *g = &c->goals[i];
+		if (g->state == GOAL_READY && g->wait != BUILD_WAIT_NONE)
+			v[n++] = (struct build_queue_entry){ .drv_path = g->drv_path,
+							     .wait = g->wait,
+							     .since = g->wait_since };
+	}
+	if (build_queue_publish(&c->queue, c->s, v, n, &e) < 0) {
+		log_debug("cannot list the waiting builds: %s", e->msg);
+		c->any_wait = false;
+	}
+}
+
 /* ---- callbacks ---- */
 
 static size_t job_goal(const struct job *j);
@@ -239,11 +292,13 @@ static void say(struct build_ctx *c, const char *drv_path, const char *fmt, ...)
 static void report_progress(struct build_ctx *c)
 {
 	cleanup_free const char **names = NULL;
+	cleanup_free const char **drvs = NULL;
 	struct build_progress p = { 0 };
 
 	if (c->cb == NULL || c->cb->progress == NULL)
 		return;
 	names = xcalloc(c->n_jobs + 1, sizeof(char *));
+	drvs = xcalloc(c->n_jobs + 1, sizeof(char *));
 	for (size_t i = 0; i < c->n_goals; i++) {
 		const struct goal *g = &c->goals[i];
 		if (!g->build)
@@ -255,9 +310,12 @@ static void report_progress(struct build_ctx *c)
 	p.done = c->n_built;
 	p.failed = c->n_failed;
 	p.running = c->running;
-	for (size_t i = 0; i < c->n_jobs; i++)
+	for (size_t i = 0; i < c->n_jobs; i++) {
 		names[i] = c->goals[job_goal(c->jobs[i])].name;
+		drvs[i] = c->goals[job_goal(c->jobs[i])].drv_path;
+	}
 	p.running_names = names;
+	p.running_drv_paths = drvs;
 	c->cb->progress(c->cb->userdata, &p);
 }
 
@@ -284,6 +342,7 @@ static void report_simple(struct build_ctx *c, const struct goal *g)
 	r.cpu_user_usec = r.cpu_system_usec = r.peak_memory = -1;
 	r.wait_status = -1;
 	r.slot = r.uid_start = -1;
+	r.sandboxed = -1;
 	c->cb->result(c->cb->userdata, &r);
 }
 
@@ -316,6 +375,36 @@ static int goal_load(struct build_ctx *c, const char *drv_path, size_t *ret_idx,
 	c->goals[idx].name = xstrdup(d->name);
 	c->goals[idx].state = GOAL_DONE;
 	c->goals[idx].status = BUILD_VALID;
+	*ret_idx = idx;
+	return 0;
+}
+
+/* The goal of a derivation given in memory (build_derivation_inline): a copy of it. */
+static int goal_load_inline(struct build_ctx *c, const char *drv_path, const struct derivation *drv,
+			    bool trust_outputs, size_t *ret_idx, struct nib_error **err)
+{
+	cleanup_strbuf struct strbuf aterm = STRBUF_INIT;
+	struct derivation *d = NULL;
+	const char *base = strrchr(drv_path, '/') + 1;
+	size_t idx, len = strlen(base);
+
+	if (drv->n_inputs > 0)
+		return nib_error_set(err, NIB_E_INVALID, 0,
+				     "derivation '%s' given inline has input derivations (they "
+				     "must be resolved into input sources)",
+				     drv_path);
+	derivation_print_aterm(drv, &aterm);
+	if (derivation_parse_aterm(aterm.buf, aterm.len, store_dir(c->store), &d, err) < 0)
+		return nib_error_prefix(err, "derivation '%s'", drv_path);
+	/* Named after its .drv path, "<hash>-<name>.drv", as Nix names an inline derivation. */
+	free(d->name);
+	d->name = len > 37 ? xstrndup(base + 33, len - 37) : xstrdup(base);
+	idx = goal_add(c, drv_path);
+	c->goals[idx].drv = d;
+	c->goals[idx].name = xstrdup(d->name);
+	c->goals[idx].state = GOAL_DONE;
+	c->goals[idx].status = BUILD_VALID;
+	c->goals[idx].trust_outputs = trust_outputs;
 	*ret_idx = idx;
 	return 0;
 }
@@ -374,6 +463,7 @@ static int check_buildable(struct build_ctx *c, size_t idx, struct nib_error **e
 	const struct settings *s = c->s;
 	cleanup_strv char **features = NULL;
 	enum drv_type type;
+	bool no_chroot = false;
 	cleanup_error struct nib_error *e = NULL;
 	cleanup_strbuf struct strbuf missing = STRBUF_INIT;
 
@@ -395,7 +485,7 @@ static int check_buildable(struct build_ctx *c, size_t idx, struct nib_error **e
 	if (c->hasher == NULL)
 		c->hasher =
 			drv_hasher_new(store_dir(c->store), store_derivation_resolver, c->store);
-	if (derivation_check_outputs(c->hasher, g->drv, &e) < 0) {
+	if (!g->trust_outputs && derivation_check_outputs(c->hasher, g->drv, &e) < 0) {
 		g->error = xasprintf("cannot build '%s': %s", g->drv_path, e->msg);
 		return 1;
 	}
@@ -421,16 +511,34 @@ static int check_buildable(struct build_ctx *c, size_t idx, struct nib_error **e
 					     missing.buf, have.buf);
 		return 1;
 	}
+	if (derivation_get_bool_attr(g->drv, "__noChroot", &no_chroot, &e) < 0) {
+		g->error = xasprintf("cannot build '%s': %s", g->drv_path, e->msg);
+		return 1;
+	}
+	if (no_chroot && s->sandbox == SANDBOX_ON) {
+		g->error = xasprintf("cannot build '%s': it has '__noChroot' set, but that is not "
+				     "allowed when 'sandbox' is 'true' (set 'sandbox = relaxed' to "
+				     "build such derivations without a sandbox)",
+				     g->drv_path);
+		return 1;
+	}
+	/*
+	 * Unlike Nix, relaxed keeps fixed-output derivations sandboxed: nib's
+	 * sandbox gives them the network already.
+	 */
+	g->unsandboxed = s->sandbox == SANDBOX_OFF || (s->sandbox == SANDBOX_RELAXED && no_chroot);
 	if (g->uid_range && !s->auto_allocate_uids) {
 		g->error = xasprintf("cannot build '%s': feature 'uid-range' requires the setting "
 				     "'auto-allocate-uids' to be enabled",
 				     g->drv_path);
 		return 1;
 	}
-	if (g->uid_range && s->sandbox == SANDBOX_OFF) {
+	if (g->uid_range && g->unsandboxed) {
 		g->error = xasprintf("cannot build '%s': feature 'uid-range' is only supported in "
-				     "sandboxed builds (setting 'sandbox' is false)",
-				     g->drv_path);
+				     "sandboxed builds (%s)",
+				     g->drv_path,
+				     s->sandbox == SANDBOX_OFF ? "setting 'sandbox' is false"
+							       : "it has '__noChroot' set");
 		return 1;
 	}
 	if (g->uid_range && !s->use_cgroups) {
@@ -446,11 +554,16 @@ static int check_buildable(struct build_ctx *c, size_t idx, struct nib_error **e
 				  g->drv_path, SANDBOX_UID_RANGE_MIN, (long long)s->ids_per_build);
 		return 1;
 	}
-	if (s->sandbox == SANDBOX_OFF) {
-		g->error = xasprintf("cannot build '%s': building without a sandbox (sandbox = "
-				     "false) is not supported; nib runs every build in a sandbox "
-				     "(set 'sandbox = true')",
-				     g->drv_path);
+	if (g->unsandboxed && !STREQ(store_dir(c->store), local_store_real_dir(c->store))) {
+		/* Nix sandboxes such builds silently; nib says so instead. */
+		g->error = xasprintf("cannot build '%s' without a sandbox (%s): the store '%s' is "
+				     "relocated to '%s' (setting 'store-root'), which only a "
+				     "sandbox can show at its logical path; unset 'store-root' or "
+				     "set 'sandbox = true'",
+				     g->drv_path,
+				     s->sandbox == SANDBOX_OFF ? "setting 'sandbox' is false"
+							       : "it has '__noChroot' set",
+				     store_dir(c->store), local_store_real_dir(c->store));
 		return 1;
 	}
 	return 0;
@@ -696,6 +809,12 @@ static void job_kill(struct job *j, enum build_status status, char *reason)
 	if (j->cg != NULL && cgroup_build_kill(j->cg, &e) < 0)
 		log_debug("cannot kill the cgroup of '%s': %s", j->c->goals[j->goal].drv_path,
 			  e->msg);
+	nib_error_clear(&e);
+	/* No PID namespace takes the builder's descendants along: find them by UID. */
+	if (j->c->goals[j->goal].unsandboxed && j->cg == NULL && j->slot != NULL &&
+	    uid_pool_slot_kill_procs(j->slot, NULL, &e) < 0)
+		log_debug("cannot kill the processes of '%s': %s", j->c->goals[j->goal].drv_path,
+			  e->msg);
 }
 
 /* Read what the builder wrote; returns false at EOF. */
@@ -765,6 +884,8 @@ static int make_env(struct job *j, char ***ret, struct nib_error **err)
 	char cores[32];
 	static const char *const build_vars[] = { "NIX_BUILD_TOP", "TMPDIR", "TEMPDIR",
 						  "TMP",	   "TEMP",   "PWD" };
+	/* Without a sandbox the builder sees the build directory where it is. */
+	const char *top = g->unsandboxed ? j->build_dir : "/build";
 
 	snprintf(cores, sizeof(cores), "%lu", c->cores);
 	env_set(&env, "PATH", "/path-not-set");
@@ -800,11 +921,11 @@ static int make_env(struct job *j, char ***ret, struct nib_error **err)
 		if (fchown(fd, j->slot->first_uid, j->slot->first_gid) < 0)
 			return nib_error_errno(err, "cannot change the owner of '%s'", file);
 		var = xasprintf("%sPath", e->key);
-		inside = xasprintf("/build/.attr-%s", b32);
+		inside = xasprintf("%s/.attr-%s", top, b32);
 		env_set(&env, var, inside);
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(build_vars); i++)
-		env_set(&env, build_vars[i], "/build");
+		env_set(&env, build_vars[i], top);
 	if (g->fixed)
 		env_set(&env, "NIX_OUTPUT_CHECKED", "1");
 	env_set(&env, "NIX_LOG_FD", "2");
@@ -855,6 +976,8 @@ static void on_slot_wait(void *userdata, unsigned n_slots, unsigned n_busy, unsi
 		say(c, NULL, "waiting for a free build slot (%u slots: %u busy, %u held)", n_slots,
 		    n_busy, n_held);
 	c->said_waiting = true;
+	goal_wait(c, c->acquiring, BUILD_WAIT_SLOT);
+	queue_sync(c);
 }
 
 static bool cancel_requested(struct build_ctx *c)
@@ -888,6 +1011,7 @@ static int job_get_slot(struct job *j, struct nib_error **err)
 		.stale_cleanup = &stale,
 	};
 
+	c->acquiring = j->goal;
 	for (;;) {
 		cleanup_error struct nib_error *e = NULL;
 
@@ -1046,6 +1170,8 @@ static int job_start(struct build_ctx *c, size_t idx, struct job **ret_job, stru
 	g = &c->goals[idx];
 
 	r = job_lock_outputs(j, err);
+	if (r == 0)
+		goal_wait(c, idx, BUILD_WAIT_LOCK);
 	if (r <= 0)
 		goto out_free;
 	/* Another process may have built them while we waited for the locks. */
@@ -1053,7 +1179,7 @@ static int job_start(struct build_ctx *c, size_t idx, struct job **ret_job, stru
 		r = -1;
 		goto out_free;
 	}
-	if (valid) {
+	if (valid && !g->check) {
 		c->goals[idx].status = BUILD_VALID;
 		r = 2;
 		goto out_free;
@@ -1064,6 +1190,8 @@ static int job_start(struct build_ctx *c, size_t idx, struct job **ret_job, stru
 		if (store_add_temp_root(c->store, g->drv->outputs[i].path, err) < 0)
 			goto fail_early;
 	r = job_get_token(j, err);
+	if (r == 0)
+		goal_wait(c, idx, BUILD_WAIT_JOB);
 	if (r <= 0) {
 		if (r == 0 && !c->said_waiting) {
 			say(c, g->drv_path,
@@ -1073,6 +1201,8 @@ static int job_start(struct build_ctx *c, size_t idx, struct job **ret_job, stru
 		goto out_free;
 	}
 	r = job_get_slot(j, err);
+	if (r == 0)
+		goal_wait(c, idx, BUILD_WAIT_SLOT);
 	if (r <= 0)
 		goto out_free;
 	g = &c->goals[idx];
@@ -1095,10 +1225,20 @@ static int job_start(struct build_ctx *c, size_t idx, struct job **ret_job, stru
 		    0)
 			goto fail;
 	}
-	if (make_fresh_dir(j->top_dir, 0700, err) < 0 ||
+	/* An unsandboxed builder reaches its build directory through top_dir. */
+	if (make_fresh_dir(j->top_dir, g->unsandboxed ? 0711 : 0700, err) < 0 ||
 	    make_fresh_dir(j->build_dir, 0700, err) < 0 ||
 	    make_fresh_dir(j->output_dir, 0700, err) < 0)
 		goto fail;
+	/*
+	 * The overlay would show an unsandboxed builder whatever is at its
+	 * outputs' places; the outputs are locked and invalid, so it is garbage.
+	 */
+	for (size_t i = 0; g->unsandboxed && i < g->drv->n_outputs; i++) {
+		cleanup_free char *real = local_store_real_path(c->store, g->drv->outputs[i].path);
+		if (rm_rf_at(AT_FDCWD, real, err) < 0)
+			goto fail;
+	}
 	if (s->use_cgroups) {
 		struct cgroup_limits lim = { .memory_max = s->build_memory_max,
 					     .pids_max = (uint64_t)s->build_pids_max };
@@ -1143,6 +1283,15 @@ static int job_start(struct build_ctx *c, size_t idx, struct job **ret_job, stru
 	spec.output_dir = j->output_dir;
 	spec.binds = binds;
 	spec.n_binds = n_binds;
+	if (g->unsandboxed) {
+		spec.flags = SANDBOX_NONE;
+		spec.binds = NULL;
+		spec.n_binds = 0;
+		/* Classic build users have accounts; a slot's UID gets one in a private copy. */
+		spec.user_name = j->slot->user != NULL ? NULL : "nixbld";
+		spec.groups = j->slot->groups;
+		spec.n_groups = j->slot->n_groups;
+	}
 	spec.cgroup = j->cg;
 	spec.seccomp = s->filter_syscalls ? process_bpf : NULL;
 	spec.stdout_fd = fds[1];
@@ -1170,6 +1319,7 @@ static int job_start(struct build_ctx *c, size_t idx, struct job **ret_job, stru
 	j->rec.uid_start = j->slot->first_uid;
 	j->rec.uid_count = j->slot->nr_ids;
 	j->rec.start_usec = j->start_real;
+	j->rec.sandboxed = !g->unsandboxed;
 	/*
 	 * The record is written once, when the build ends (one database
 	 * transaction less per build); while it runs, the slot's record says
@@ -1209,8 +1359,12 @@ static int job_release(struct job *j, struct nib_error **err)
 		/* No slot was acquired, so no cgroup or directory was made either. */
 		return 0;
 	}
-	/* An empty cgroup proves that no process of the build is left. */
-	if (j->cg != NULL)
+	/*
+	 * An empty cgroup proves that no process of the build is left, unless
+	 * the builder ran on the host, where its UID could start processes
+	 * outside the cgroup (through a service, say).
+	 */
+	if (j->cg != NULL && !j->c->goals[j->goal].unsandboxed)
 		cl.flags |= UID_POOL_CLEANUP_PROCS_VERIFIED;
 	r = uid_pool_release(j->slot, &cl, err);
 	j->slot = NULL;
@@ -1348,6 +1502,9 @@ static int job_register_outputs(struct job *j, enum build_status *ret_status,
 	cleanup_strv char **srcs = xcalloc(n_out + 1, sizeof(char *));
 	cleanup_strv char **dsts = xcalloc(n_out + 1, sizeof(char *));
 	size_t sdlen = strlen(store_dir(c->store)) + 1;
+	/* Without a sandbox, what the builder made is in the overlay's upper layer. */
+	cleanup_free char *src_dir =
+		g->unsandboxed ? xasprintf("%s/upper", j->output_dir) : xstrdup(j->output_dir);
 	int r = -1;
 
 	*ret_status = BUILD_FAILED;
@@ -1362,14 +1519,14 @@ static int job_register_outputs(struct job *j, enum build_status *ret_status,
 		const struct drv_output *o = &d->outputs[i];
 		const char *base = o->path + sdlen;
 		cleanup_strbuf struct strbuf what = STRBUF_INIT;
-		cleanup_close int dfd = open(j->output_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		cleanup_close int dfd = open(src_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		struct stat st;
 
 		if (dfd < 0) {
-			nib_error_errno(err, "cannot open '%s'", j->output_dir);
+			nib_error_errno(err, "cannot open '%s'", src_dir);
 			goto out;
 		}
-		srcs[i] = xasprintf("%s/%s", j->output_dir, base);
+		srcs[i] = xasprintf("%s/%s", src_dir, base);
 		dsts[i] = local_store_real_path(c->store, o->path);
 		if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 			if (errno == ENOENT)
@@ -1443,6 +1600,30 @@ static int job_register_outputs(struct job *j, enum build_status *ret_status,
 			info->ca = xasprintf("fixed:%s%s:%s", o->method == DRV_CA_NAR ? "r:" : "",
 					     hash_algo_name(got.algo), b32);
 		}
+	}
+	if (g->check) {
+		/* Compare with what is registered; keep nothing of the rebuild. */
+		for (size_t i = 0; i < n_out; i++) {
+			struct store_path_info reg = { 0 };
+			int v = store_query_path_info(c->store, d->outputs[i].path, &reg, err);
+			bool same = v > 0 && hash_equal(&reg.nar_hash, &infos[i].nar_hash) &&
+				    reg.nar_size == infos[i].nar_size;
+
+			store_path_info_release(&reg);
+			if (v < 0)
+				goto out;
+			if (!same) {
+				*ret_status = BUILD_NOT_DETERMINISTIC;
+				nib_error_set(
+					err, NIB_E_BUILD_FAILED, 0,
+					"derivation '%s' may not be deterministic: output '%s' "
+					"differs",
+					g->drv_path, d->outputs[i].path);
+				goto out;
+			}
+		}
+		r = 0;
+		goto out;
 	}
 	/* The outputs were locked and invalid: whatever is at their place is garbage. */
 	for (moved = 0; moved < n_out; moved++) {
@@ -1554,6 +1735,7 @@ static void report_job(struct build_ctx *c, struct job *j)
 	r.slot = j->rec.slot;
 	r.uid_start = j->rec.uid_start;
 	r.uid_count = j->rec.uid_count;
+	r.sandboxed = (int)j->rec.sandboxed;
 	r.log_path = j->log_path;
 	r.kept_build_dir = j->kept_dir;
 	if (j->status != BUILD_BUILT) {
@@ -1610,6 +1792,10 @@ static void job_finish(struct build_ctx *c, struct job *j)
 		if (cgroup_build_kill(j->cg, &cleanup_err) < 0)
 			nib_error_prefix(&cleanup_err, "cleaning up after '%s'", g->drv_path);
 	}
+	/* Without a PID namespace, the builder's descendants outlive it: kill them by UID. */
+	if (g->unsandboxed && cleanup_err == NULL &&
+	    uid_pool_slot_kill_procs(j->slot, NULL, &cleanup_err) < 0)
+		nib_error_prefix(&cleanup_err, "cleaning up after '%s'", g->drv_path);
 	drain_log(j);
 
 	j->rec.cpu_user_usec =
@@ -1770,6 +1956,11 @@ static void start_ready(struct build_ctx *c)
 		c->said_waiting = false;
 		report_progress(c);
 	}
+	/* Ready goals not tried now wait for their turn (max-jobs, or a retry). */
+	for (size_t i = 0; i < c->n_goals; i++)
+		if (c->goals[i].state == GOAL_READY && c->goals[i].wait == BUILD_WAIT_NONE)
+			goal_wait(c, i, BUILD_WAIT_JOB);
+	queue_sync(c);
 }
 
 /* Kill builds that ran out of time; return the nearest deadline (0 = none). */
@@ -2042,7 +2233,7 @@ static int check_sandbox(struct build_ctx *c, struct nib_error **err)
 	return 0;
 }
 
-static int setup(struct build_ctx *c, struct nib_error **err)
+static int setup(struct build_ctx *c, bool need_sandbox, struct nib_error **err)
 {
 	const struct settings *s = c->s;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -2059,7 +2250,8 @@ static int setup(struct build_ctx *c, struct nib_error **err)
 	    ensure_dir(c->root_dir, 0755, true, err) < 0 ||
 	    ensure_dir(c->outputs_dir, 0700, true, err) < 0)
 		return -1;
-	if (check_sandbox(c, err) < 0)
+	/* Unsandboxed builds only unshare a mount namespace, and say so if they cannot. */
+	if (need_sandbox && check_sandbox(c, err) < 0)
 		return -1;
 	if (s->filter_syscalls && process_bpf == NULL && seccomp_bpf_build(&process_bpf, err) < 0)
 		return nib_error_prefix(err, "building the system call filter");
@@ -2095,6 +2287,7 @@ static void ctx_release(struct build_ctx *c)
 	free(c->build_dir);
 	free(c->root_dir);
 	free(c->outputs_dir);
+	build_queue_close(c->queue);
 	free(c->extra_binds);
 	strv_free(c->extra_strings);
 	strv_free(c->extra_closure);
@@ -2103,7 +2296,7 @@ static void ctx_release(struct build_ctx *c)
 static bool failed_itself(enum build_status s)
 {
 	return s == BUILD_FAILED || s == BUILD_TIMED_OUT || s == BUILD_LOG_LIMIT ||
-	       s == BUILD_HASH_MISMATCH || s == BUILD_UNSUPPORTED;
+	       s == BUILD_HASH_MISMATCH || s == BUILD_UNSUPPORTED || s == BUILD_NOT_DETERMINISTIC;
 }
 
 /* After the loop: what never ran, and the overall outcome. */
@@ -2143,9 +2336,11 @@ static int conclude(struct build_ctx *c, struct nib_error **err)
 	return 0;
 }
 
-int build_derivations(struct store *store, const struct settings *settings, char *const *drv_paths,
-		      size_t n, const struct build_options *opts, const struct build_callbacks *cb,
-		      struct nib_error **err)
+/* build_derivations, or with inline_drv the build of that one derivation (drv_paths[0]). */
+static int build_common(struct store *store, const struct settings *settings,
+			char *const *drv_paths, size_t n, const struct derivation *inline_drv,
+			bool trust_outputs, const struct build_options *opts,
+			const struct build_callbacks *cb, struct nib_error **err)
 {
 	struct build_options defaults;
 	struct build_ctx c = { 0 };
@@ -2172,23 +2367,42 @@ int build_derivations(struct store *store, const struct settings *settings, char
 
 		if (store_parse_path(store, drv_paths[i], false, &p, err) < 0)
 			goto out;
-		if (goal_load(&c, p, &idx, err) < 0)
+		if ((inline_drv != NULL
+			     ? goal_load_inline(&c, p, inline_drv, trust_outputs, &idx, err)
+			     : goal_load(&c, p, &idx, err)) < 0)
 			goto out;
 		c.goals[idx].requested = true;
 		if (outputs_valid(&c, idx, NULL, NULL, &valid, err) < 0)
 			goto out;
-		if (!valid && goal_require(&c, idx, 0, err) < 0)
+		if (opts->check && !valid && !c.goals[idx].build) {
+			/* Nothing to compare with: refused like a derivation this machine cannot build. */
+			struct goal *g = &c.goals[idx];
+			g->build = true;
+			g->status = BUILD_UNSUPPORTED;
+			g->error = xasprintf("some outputs of '%s' are not valid, so checking is "
+					     "not possible",
+					     g->drv_path);
+			c.n_to_build++;
+			continue;
+		}
+		/* (Not valid but needed by an earlier one: built, not checked.) */
+		c.goals[idx].check = opts->check && valid;
+		if ((!valid || opts->check) && goal_require(&c, idx, 0, err) < 0)
 			goto out;
 	}
 
 	/* Nothing is prepared when nothing will run: all valid, or refused before anything runs. */
 	{
 		size_t runnable = 0, refused = 0;
+		bool need_sandbox = false;
 		for (size_t i = 0; i < c.n_goals; i++) {
 			if (c.goals[i].build && c.goals[i].status == BUILD_UNSUPPORTED)
 				refused++;
 			else if (c.goals[i].build)
 				runnable++;
+			if (c.goals[i].build && c.goals[i].status != BUILD_UNSUPPORTED &&
+			    !c.goals[i].unsandboxed)
+				need_sandbox = true;
 		}
 		if (runnable > 0 && (refused == 0 || opts->keep_going)) {
 			if (geteuid() != 0) {
@@ -2197,7 +2411,7 @@ int build_derivations(struct store *store, const struct settings *settings, char
 					      "through the daemon)");
 				goto out;
 			}
-			if (setup(&c, err) < 0)
+			if (setup(&c, need_sandbox, err) < 0)
 				goto out;
 		}
 	}
@@ -2231,4 +2445,21 @@ int build_derivations(struct store *store, const struct settings *settings, char
 out:
 	ctx_release(&c);
 	return r;
+}
+
+int build_derivations(struct store *store, const struct settings *settings, char *const *drv_paths,
+		      size_t n, const struct build_options *opts, const struct build_callbacks *cb,
+		      struct nib_error **err)
+{
+	return build_common(store, settings, drv_paths, n, NULL, false, opts, cb, err);
+}
+
+int build_derivation_inline(struct store *store, const struct settings *settings,
+			    const char *drv_path, const struct derivation *drv, bool trust_outputs,
+			    const struct build_options *opts, const struct build_callbacks *cb,
+			    struct nib_error **err)
+{
+	char *const one[] = { (char *)drv_path, NULL };
+
+	return build_common(store, settings, one, 1, drv, trust_outputs, opts, cb, err);
 }

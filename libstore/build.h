@@ -15,8 +15,21 @@
  * `system-features`, uid-range against auto-allocate-uids, use-cgroups and
  * the sandbox, and the sandbox itself (sandbox_check_available, whose
  * success is remembered for the running boot in <build-dir>/.sandbox-checked):
- * a build never runs unsandboxed by accident.  `sandbox = false` is refused with an
- * explanation (nib has no unsandboxed mode).
+ * a build never runs unsandboxed by accident.
+ *
+ * Without a sandbox: with `sandbox = false` every derivation, with `sandbox
+ * = relaxed` those with __noChroot = "1" (fixed-output ones stay sandboxed,
+ * unlike Nix), run on the host as the slot's first UID/GID (see
+ * sandbox.h, "Without a sandbox": a private mount namespace with the store
+ * as an overlay and the account named nixbld in private copies of
+ * /etc/passwd and /etc/group; classic build users keep their own accounts).
+ * `sandbox = true` refuses __noChroot; uid-range derivations and relocated
+ * stores (store-root) refuse to build unsandboxed.  Such a build gets
+ * NIX_BUILD_TOP and friends set to its real build directory (whose top is
+ * then 0711, so the builder can reach it), stale files at its output paths
+ * are removed before it starts, its processes are killed by UID (besides
+ * the cgroup) before its outputs, taken from the overlay's upper layer,
+ * are checked, and its build record says it was not sandboxed.
  *
  * One build: lock the outputs (path locks, so two processes never build the
  * same outputs at once), acquire a slot (waiting, and saying so, when all
@@ -41,7 +54,8 @@
  * the derivation's own outputs) in one pass per output, fixed-output hashes
  * checked, moved into the store and registered in one transaction with
  * their deriver.  A build record (slot, UID range, times, status, CPU,
- * peak memory, log path) is written when the build ends.  Finally the cgroup, the build directory (unless keep-failed
+ * peak memory, log path, sandboxed or not) is written when the build
+ * ends.  Finally the cgroup, the build directory (unless keep-failed
  * keeps a failed one) and the output directory are removed and the slot is
  * released; if any of that fails the slot is held with the reason.
  *
@@ -59,20 +73,21 @@ struct store;
 struct settings;
 
 enum build_status {
-	BUILD_VALID,	     /* the outputs were valid already; nothing ran */
-	BUILD_BUILT,	     /* built and registered now */
-	BUILD_FAILED,	     /* the builder failed, or its outputs were rejected */
-	BUILD_TIMED_OUT,     /* timeout or max-silent-time */
-	BUILD_LOG_LIMIT,     /* killed for writing more than max-build-log-size */
-	BUILD_HASH_MISMATCH, /* a fixed-output derivation produced another hash */
-	BUILD_UNSUPPORTED,   /* cannot be built here (system, features, kind) */
-	BUILD_DEP_FAILED,    /* an input derivation failed; not attempted */
-	BUILD_CANCELLED,     /* interrupted through cancel_fd */
+	BUILD_VALID,		 /* the outputs were valid already; nothing ran */
+	BUILD_BUILT,		 /* built and registered now */
+	BUILD_FAILED,		 /* the builder failed, or its outputs were rejected */
+	BUILD_TIMED_OUT,	 /* timeout or max-silent-time */
+	BUILD_LOG_LIMIT,	 /* killed for writing more than max-build-log-size */
+	BUILD_HASH_MISMATCH,	 /* a fixed-output derivation produced another hash */
+	BUILD_UNSUPPORTED,	 /* cannot be built here (system, features, kind) */
+	BUILD_DEP_FAILED,	 /* an input derivation failed; not attempted */
+	BUILD_CANCELLED,	 /* interrupted through cancel_fd */
+	BUILD_NOT_DETERMINISTIC, /* check: the rebuilt outputs differ from the registered ones */
 	_BUILD_STATUS_MAX
 };
 
 /* "valid", "built", "failed", "timed-out", "log-limit", "hash-mismatch",
- * "unsupported", "dependency-failed", "cancelled". */
+ * "unsupported", "dependency-failed", "cancelled", "not-deterministic". */
 const char *build_status_name(enum build_status s);
 
 /* The outcome of one derivation, valid during the result callback only. */
@@ -91,6 +106,7 @@ struct build_result {
 	int wait_status;	       /* the builder's wait status, -1 when it did not exit */
 	int64_t slot;		       /* UID-pool slot, -1 when none */
 	int64_t uid_start, uid_count;  /* the slot's IDs; -1 / 0 when none */
+	int sandboxed;		       /* 1 ran in a sandbox, 0 without one, -1 did not run */
 	const char *log_path;	       /* the stored log, or NULL */
 	const char *kept_build_dir;    /* keep-failed: the kept directory, else NULL */
 	char *const *log_tail;	       /* the last log-lines lines, for failures; may be NULL */
@@ -105,6 +121,8 @@ struct build_progress {
 	size_t waiting; /* not started yet */
 	/* Names of the running derivations, in start order. */
 	const char *const *running_names;
+	/* Their .drv paths, parallel to running_names. */
+	const char *const *running_drv_paths;
 };
 
 struct build_callbacks {
@@ -133,9 +151,18 @@ struct build_options {
 	 * -1: none.  The caller drains it.
 	 */
 	int cancel_fd;
+	/*
+	 * Check mode (`nib build --check`): build the requested derivations
+	 * again although their outputs are valid (one whose outputs are not
+	 * all valid cannot be checked and fails), compare each new output's NAR
+	 * hash with the registered one and register nothing.  A difference
+	 * fails the derivation with BUILD_NOT_DETERMINISTIC; equal outputs
+	 * report BUILD_BUILT.  Their inputs are built as usual when missing.
+	 */
+	bool check;
 };
 
-/* max_jobs 0, keep_going false, cancel_fd -1. */
+/* max_jobs 0, keep_going false, cancel_fd -1, check false. */
 void build_options_init(struct build_options *o);
 
 /*
@@ -149,6 +176,24 @@ void build_options_init(struct build_options *o);
 int build_derivations(struct store *store, const struct settings *settings, char *const *drv_paths,
 		      size_t n, const struct build_options *opts, const struct build_callbacks *cb,
 		      struct nib_error **err);
+
+struct derivation;
+
+/*
+ * Build one derivation given in memory rather than read from the store
+ * (the worker protocol's BuildDerivation).  drv must have no input
+ * derivations: they were resolved into input sources, which must be valid.
+ * drv_path names it (the stored log, the build record, the outputs'
+ * deriver) and need not be valid; the derivation's name comes from it.
+ * Its output paths are checked as a stored derivation's are
+ * (derivation_check_outputs) unless trust_outputs: the input-addressed
+ * paths of a derivation whose inputs were resolved cannot be recomputed,
+ * and the caller vouches for them.  Otherwise as build_derivations().
+ */
+int build_derivation_inline(struct store *store, const struct settings *settings,
+			    const char *drv_path, const struct derivation *drv, bool trust_outputs,
+			    const struct build_options *opts, const struct build_callbacks *cb,
+			    struct nib_error **err);
 
 /*
  * Where the log of drv_path is stored: <log-dir>/drvs/<2>/<rest>.bz2 (or

@@ -77,7 +77,8 @@ static const char nib_schema_sql[] =
 	" cpuUser integer," /* microseconds */
 	" cpuSystem integer,"
 	" peakMemory integer," /* bytes */
-	" logPath text"
+	" logPath text,"
+	" sandboxed integer" /* 1 in a sandbox, 0 without (nib schema 2) */
 	");"
 	"create index if not exists IndexBuildRecordsDrv on BuildRecords(drv);"
 	"create table if not exists BuildRecordOutputs ("
@@ -123,7 +124,7 @@ enum stmt_id {
 #define PATH_COLUMNS "id, path, hash, registrationTime, deriver, narSize, ultimate, sigs, ca"
 #define BR_COLUMNS                                                                             \
 	"id, drv, slot, uidStart, uidCount, startTime, endTime, status, exitStatus, cpuUser, " \
-	"cpuSystem, peakMemory, logPath"
+	"cpuSystem, peakMemory, logPath, sandboxed"
 
 static const char *const stmt_sql[_ST_MAX] = {
 	[ST_PATH_ID] = "select id from ValidPaths where path = ?1",
@@ -159,12 +160,13 @@ static const char *const stmt_sql[_ST_MAX] = {
 			" where referrer not in (select id from ValidPaths)"
 			" or reference not in (select id from ValidPaths)",
 	[ST_BR_INSERT] = "insert into BuildRecords (drv, slot, uidStart, uidCount, startTime,"
-			 " endTime, status, exitStatus, cpuUser, cpuSystem, peakMemory, logPath)"
-			 " values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+			 " endTime, status, exitStatus, cpuUser, cpuSystem, peakMemory, logPath,"
+			 " sandboxed)"
+			 " values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?14)",
 	[ST_BR_UPDATE] = "update BuildRecords set drv = ?1, slot = ?2, uidStart = ?3,"
 			 " uidCount = ?4, startTime = ?5, endTime = ?6, status = ?7,"
 			 " exitStatus = ?8, cpuUser = ?9, cpuSystem = ?10, peakMemory = ?11,"
-			 " logPath = ?12 where id = ?13",
+			 " logPath = ?12, sandboxed = ?14 where id = ?13",
 	[ST_BRO_DELETE] = "delete from BuildRecordOutputs where record = ?1",
 	[ST_BRO_INSERT] = "insert or replace into BuildRecordOutputs (record, name, path)"
 			  " values (?1, ?2, ?3)",
@@ -604,7 +606,10 @@ int db_schema_init(struct db *db, int nix_version, struct nib_error **err)
 		return nib_error_set(err, NIB_E_UNSUPPORTED, 0,
 				     "database '%s' was written by a newer nib (nib schema %lld)",
 				     db->path, (long long)v);
-	/* Future nib migrations go here, keyed on v. */
+	/* nib's own migrations, keyed on v (0: nothing of ours yet). */
+	if (v == 1 && db_exec(db, "alter table BuildRecords add column sandboxed integer",
+			      "cannot migrate schema", err) < 0)
+		return -1;
 	if (db_exec(db, nib_schema_sql, "cannot create schema", err) < 0)
 		return -1;
 	meta = xasprintf("insert or replace into NibMeta (key, value) values ('nib-schema', '%d')",
@@ -1155,6 +1160,7 @@ void build_record_init(struct build_record *r)
 	memset(r, 0, sizeof(*r));
 	r->slot = r->uid_start = -1;
 	r->exit_status = r->cpu_user_usec = r->cpu_system_usec = r->peak_memory = -1;
+	r->sandboxed = -1;
 }
 
 void build_record_release(struct build_record *r)
@@ -1192,6 +1198,7 @@ static void bind_record(sqlite3_stmt *s, const struct build_record *r)
 	bind_i64_or_null(s, 10, r->cpu_system_usec, -1);
 	bind_i64_or_null(s, 11, r->peak_memory, -1);
 	bind_text_or_null(s, 12, r->log_path);
+	bind_i64_or_null(s, 14, r->sandboxed, -1);
 }
 
 static int record_outputs_write(struct db *db, int64_t id, const struct build_record *r,
@@ -1336,6 +1343,7 @@ int db_build_records_query(struct db *db, const char *drv, size_t limit, struct 
 			r->cpu_system_usec = column_i64_or(s, 10, -1);
 			r->peak_memory = column_i64_or(s, 11, -1);
 			r->log_path = column_strdup(s, 12);
+			r->sandboxed = column_i64_or(s, 13, -1);
 		}
 	}
 	for (size_t i = 0; i < n; i++)

@@ -36,7 +36,7 @@
 /* The Nix schema version nib writes and reads ("<state>/db/schema"). */
 #define DB_NIX_SCHEMA_VERSION 10
 /* Version of nib's own tables (NibMeta key "nib-schema"). */
-#define DB_NIB_SCHEMA_VERSION 1
+#define DB_NIB_SCHEMA_VERSION 2
 
 struct db;
 struct db_txn;

@@ -646,3 +646,31 @@ int derivation_required_features(const struct derivation *d, char ***ret, struct
 	*ret = TAKE_PTR(v);
 	return 0;
 }
+
+int derivation_get_bool_attr(const struct derivation *d, const char *name, bool *ret,
+			     struct nib_error **err)
+{
+	const char *json = derivation_get_env(d, "__json");
+	const char *v;
+
+	if (json != NULL) {
+		__attribute__((cleanup(cJSON_Deletep))) cJSON *root = cJSON_Parse(json);
+		const cJSON *a;
+
+		if (root == NULL || !cJSON_IsObject(root))
+			return nib_error_set(err, NIB_E_INVALID, 0,
+					     "derivation '%s' has invalid structured attributes",
+					     d->name ? d->name : "?");
+		a = cJSON_GetObjectItemCaseSensitive(root, name);
+		if (a != NULL && !cJSON_IsBool(a))
+			return nib_error_set(
+				err, NIB_E_INVALID, 0,
+				"attribute '%s' of derivation '%s' should be a Boolean", name,
+				d->name ? d->name : "?");
+		*ret = a != NULL && cJSON_IsTrue(a);
+		return 0;
+	}
+	v = derivation_get_env(d, name);
+	*ret = v != NULL && STREQ(v, "1");
+	return 0;
+}

@@ -180,6 +180,15 @@ bool derivation_is_fixed_output(const struct derivation *d);
  */
 int derivation_required_features(const struct derivation *d, char ***ret, struct nib_error **err);
 
+/*
+ * A Boolean attribute such as __noChroot, read as Nix reads it: with
+ * structured attrs the "__json" value must be a JSON Boolean (absent is
+ * false); otherwise the env variable is true exactly when it is "1".
+ * Errors: unparsable __json, or a non-Boolean value there (NIB_E_INVALID).
+ */
+int derivation_get_bool_attr(const struct derivation *d, const char *name, bool *ret,
+			     struct nib_error **err);
+
 enum drv_type {
 	DRV_TYPE_INPUT_ADDRESSED, /* all outputs input-addressed */
 	DRV_TYPE_DEFERRED,	  /* all outputs deferred */

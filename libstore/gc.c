@@ -275,24 +275,6 @@ static void rootlist_add(struct rootlist *l, const char *link, const char *path)
 	l->n++;
 }
 
-/* readlink with a relative target resolved against the link's directory. */
-static char *read_link_abs(const char *link)
-{
-	cleanup_free char *buf = xmalloc(PATH_MAX + 1);
-	ssize_t n = readlink(link, buf, PATH_MAX + 1);
-	const char *slash;
-
-	if (n < 0 || n > PATH_MAX)
-		return NULL;
-	buf[n] = '\0';
-	if (buf[0] == '/')
-		return TAKE_PTR(buf);
-	slash = strrchr(link, '/');
-	if (slash == NULL)
-		return TAKE_PTR(buf);
-	return xasprintf("%.*s/%s", (int)(slash - link), link, buf);
-}
-
 /* The store path that target lies in, if it lies in the store. */
 static char *store_path_of(struct local_store *ls, const char *target)
 {

@@ -1395,6 +1395,35 @@ static int local_query_valid(struct store *s, char *const *paths, size_t n, bool
 	return 0;
 }
 
+/* db_path_foreach callback: collect the paths (ud: struct path_list). */
+struct path_list {
+	char **v;
+	size_t n, alloc;
+};
+
+static int collect_path(void *ud, const struct db_path_row *r, struct nib_error **err)
+{
+	struct path_list *l = ud;
+
+	(void)err;
+	ALLOC_GROW(l->v, l->n + 2, l->alloc);
+	l->v[l->n++] = xstrdup(r->path);
+	l->v[l->n] = NULL;
+	return 0;
+}
+
+static int local_query_all_valid(struct store *s, char ***ret, struct nib_error **err)
+{
+	struct path_list l = { 0 };
+
+	if (db_path_foreach(LOCAL(s)->db, collect_path, &l, err) < 0) {
+		strv_free(l.v);
+		return -1;
+	}
+	*ret = l.v != NULL ? l.v : xcalloc(1, sizeof(char *));
+	return 0;
+}
+
 static int local_query_referrers(struct store *s, const char *path, char ***ret,
 				 struct nib_error **err)
 {
@@ -1526,6 +1555,7 @@ static const struct store_ops local_ops = {
 	.query_valid = local_query_valid,
 	.query_path_info = local_query_path_info,
 	.query_path_infos = local_query_path_infos,
+	.query_all_valid = local_query_all_valid,
 	.query_referrers = local_query_referrers,
 	.query_valid_derivers = local_query_valid_derivers,
 	.query_derivation_outputs = local_query_derivation_outputs,

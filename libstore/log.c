@@ -21,6 +21,12 @@ void log_set_sink(log_sink_fn fn, void *userdata)
 	sink_data = userdata;
 }
 
+void log_get_sink(log_sink_fn *ret_fn, void **ret_userdata)
+{
+	*ret_fn = sink_fn;
+	*ret_userdata = sink_data;
+}
+
 void log_set_max_level(int level)
 {
 	max_level = level;
@@ -41,10 +47,11 @@ void log_set_level_prefix(int on)
 	level_prefix = on;
 }
 
-static void default_sink(int level, const char *msg)
+void log_default_sink(int level, const char *msg, void *userdata)
 {
 	const char *kind = "";
 
+	(void)userdata;
 	if (level <= LOG_ERR)
 		kind = "error: ";
 	else if (level == LOG_WARNING)
@@ -66,7 +73,7 @@ void log_msgv(int level, const char *fmt, va_list ap)
 	if (sink_fn != NULL)
 		sink_fn(level, msg, sink_data);
 	else
-		default_sink(level, msg);
+		log_default_sink(level, msg, NULL);
 	free(msg);
 	errno = saved;
 }

@@ -15,6 +15,10 @@ typedef void (*log_sink_fn)(int level, const char *msg, void *userdata);
 
 /* Replace the sink; NULL restores the default stderr sink. */
 void log_set_sink(log_sink_fn fn, void *userdata);
+/* The current sink (NULL for the default one), for a sink that passes lines on. */
+void log_get_sink(log_sink_fn *ret_fn, void **ret_userdata);
+/* The default sink itself: "<ident>: <message>" on stderr (userdata unused). */
+void log_default_sink(int level, const char *msg, void *userdata);
 void log_set_max_level(int level);
 int log_get_max_level(void);
 /* Prefix the default sink puts before each line ("nib", "nib-daemon"). */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -824,6 +825,32 @@ static const char *const op_names[_PROTO_OP_MAX] = {
 	[PROTO_OP_BUILD_PATHS_WITH_RESULTS] = "BuildPathsWithResults",
 	[PROTO_OP_ADD_PERM_ROOT] = "AddPermRoot",
 };
+
+uint64_t proto_verbosity_of(int log_level)
+{
+	if (log_level <= LOG_ERR)
+		return PROTO_LVL_ERROR;
+	if (log_level == LOG_WARNING)
+		return PROTO_LVL_WARN;
+	if (log_level == LOG_NOTICE)
+		return PROTO_LVL_INFO;
+	if (log_level == LOG_INFO)
+		return PROTO_LVL_TALKATIVE;
+	return PROTO_LVL_DEBUG;
+}
+
+int proto_log_level_of(uint64_t verbosity)
+{
+	if (verbosity == PROTO_LVL_ERROR)
+		return LOG_ERR;
+	if (verbosity < PROTO_LVL_INFO)
+		return LOG_WARNING;
+	if (verbosity < PROTO_LVL_TALKATIVE)
+		return LOG_NOTICE;
+	if (verbosity < PROTO_LVL_DEBUG)
+		return LOG_INFO;
+	return LOG_DEBUG;
+}
 
 const char *proto_op_name(uint64_t op)
 {

@@ -141,6 +141,16 @@ enum proto_verbosity {
 	PROTO_LVL_VOMIT = 7,
 };
 
+/*
+ * Verbosity and log.h (syslog) levels: LOG_ERR and worse are lvlError,
+ * LOG_WARNING lvlWarn, LOG_NOTICE (what nib shows by default) lvlInfo
+ * (Nix's default), LOG_INFO lvlTalkative (-v), LOG_DEBUG lvlDebug (-vv).
+ * proto_log_level_of() goes back: the most verbose log.h level a client
+ * with that verbosity wants to see.
+ */
+uint64_t proto_verbosity_of(int log_level);
+int proto_log_level_of(uint64_t verbosity);
+
 /* Activity types (START_ACTIVITY). */
 enum proto_activity_type {
 	PROTO_ACT_UNKNOWN = 0,

@@ -11,6 +11,7 @@
 
 #include "build.h"
 #include "cleanup.h"
+#include "derivation.h"
 #include "log.h"
 #include "protocol.h"
 #include "remote-store.h"
@@ -25,6 +26,7 @@ struct remote_store {
 	struct proto_conn *conn;
 	bool broken;
 	struct proto_log_handlers h;
+	uint64_t verbosity; /* as last sent with SetOptions */
 };
 
 #define REMOTE(s) ((struct remote_store *)(s))
@@ -165,6 +167,11 @@ static int strings_call(struct store *s, uint64_t op, const char *path, char ***
 	*ret = rep.strings != NULL ? TAKE_PTR(rep.strings) : xcalloc(1, sizeof(char *));
 	proto_reply_release(&rep);
 	return 0;
+}
+
+static int remote_query_all_valid(struct store *s, char ***ret, struct nib_error **err)
+{
+	return strings_call(s, PROTO_OP_QUERY_ALL_VALID_PATHS, NULL, ret, err);
 }
 
 static int remote_query_referrers(struct store *s, const char *path, char ***ret,
@@ -507,11 +514,76 @@ static int remote_verify(struct store *s, unsigned flags,
 	return 0;
 }
 
+/* Settings that choose the store and the daemon: the client's own business. */
+static bool is_location_setting(const char *name)
+{
+	static const char *const names[] = { "store-dir", "store-root", "state-dir", "log-dir",
+					     "daemon-socket" };
+
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (STREQ(name, names[i]))
+			return true;
+	return false;
+}
+
+static int cmp_pair_key(const void *a, const void *b)
+{
+	return strcmp(((const struct proto_pair *)a)->first, ((const struct proto_pair *)b)->first);
+}
+
+/* SetOptions with neutral fixed fields (nib's built-in defaults) and the given overrides. */
+static int send_options(struct store *s, uint64_t verbosity, bool keep_going,
+			struct proto_pair *overrides, size_t n, struct nib_error **err)
+{
+	struct proto_request req = { .op = PROTO_OP_SET_OPTIONS };
+	struct proto_reply rep = { 0 };
+	struct proto_client_settings *cs = &req.set_options;
+
+	cs->keep_going = keep_going;
+	cs->verbosity = verbosity;
+	cs->max_build_jobs = 1;
+	cs->use_build_hook = 1;
+	cs->build_verbosity = PROTO_LVL_ERROR; /* "verbose build": nib shows build logs */
+	cs->overrides = overrides;
+	cs->n_overrides = n;
+	if (call(s, &req, &rep, err) < 0)
+		return nib_error_prefix(err, "sending settings to the daemon");
+	proto_reply_release(&rep);
+	REMOTE(s)->verbosity = verbosity;
+	return 0;
+}
+
+int remote_store_set_options(struct store *s, const struct settings *settings, uint64_t verbosity,
+			     struct nib_error **err)
+{
+	size_t n_desc, n = 0;
+	const struct setting_desc *table = settings_table(&n_desc);
+	struct proto_pair *ov = xcalloc(n_desc + 1, sizeof(*ov));
+	int r = 0;
+
+	/* Settings go as a sorted map: the table is in documentation order. */
+	for (size_t i = 0; i < n_desc; i++) {
+		enum setting_origin o = settings->origins[i];
+		if ((o != ORIGIN_CMDLINE && o != ORIGIN_INLINE) ||
+		    is_location_setting(table[i].name))
+			continue;
+		ov[n].first = xstrdup(table[i].name);
+		ov[n].second = settings_value_string(settings, &table[i]);
+		n++;
+	}
+	sort_array(ov, n, sizeof(*ov), cmp_pair_key);
+	if (n > 0 || verbosity != PROTO_LVL_INFO)
+		r = send_options(s, verbosity, false, ov, n, err);
+	proto_pairs_free(ov, n);
+	return r;
+}
+
 static const struct store_ops remote_ops = {
 	.name = "daemon",
 	.close = remote_close,
 	.query_valid = remote_query_valid,
 	.query_path_info = remote_query_path_info,
+	.query_all_valid = remote_query_all_valid,
 	.query_referrers = remote_query_referrers,
 	.query_valid_derivers = remote_query_valid_derivers,
 	.query_derivation_outputs = remote_query_derivation_outputs,
@@ -554,6 +626,7 @@ int remote_store_open_fd(const struct settings *settings, int in_fd, int out_fd,
 	rs->base.store_dir = xstrdup(settings->store_dir);
 	rs->conn = TAKE_PTR(conn);
 	rs->h = default_handlers;
+	rs->verbosity = PROTO_LVL_INFO;
 	*ret = &rs->base;
 	return 0;
 }
@@ -593,6 +666,7 @@ struct rbuild_act {
 	uint64_t id;
 	char *drv_path;
 	char *name;
+	bool stopped;
 };
 
 struct rbuild {
@@ -630,7 +704,17 @@ static void rb_start(void *userdata, const struct proto_activity *act)
 	rb->acts[rb->n_acts].id = act->id;
 	rb->acts[rb->n_acts].drv_path = xstrdup(act->fields[0].s);
 	rb->acts[rb->n_acts].name = drv_name_of(act->fields[0].s);
+	rb->acts[rb->n_acts].stopped = false;
 	rb->n_acts++;
+}
+
+static void rb_stop(void *userdata, uint64_t id)
+{
+	struct rbuild *rb = userdata;
+
+	for (size_t i = 0; i < rb->n_acts; i++)
+		if (rb->acts[i].id == id)
+			rb->acts[i].stopped = true;
 }
 
 static void rb_next(void *userdata, const char *msg, size_t len)
@@ -659,12 +743,22 @@ static void rb_result(void *userdata, uint64_t id, uint64_t type, const struct p
 				rb->cb->log_line(rb->cb->userdata, rb->acts[i].drv_path,
 						 rb->acts[i].name, fields[0].s, fields[0].len);
 	} else if (type == PROTO_RES_PROGRESS && n_fields >= 4 && rb->cb->progress != NULL) {
-		static const char *const none[] = { NULL };
+		/* What runs: the build activities started and not stopped, in start order. */
+		cleanup_free const char **names = xcalloc(rb->n_acts + 1, sizeof(char *));
+		cleanup_free const char **drvs = xcalloc(rb->n_acts + 1, sizeof(char *));
+		size_t k = 0;
 		struct build_progress p = { .done = fields[0].i,
 					    .total = fields[1].i,
 					    .running = fields[2].i,
 					    .failed = fields[3].i,
-					    .running_names = none };
+					    .running_names = names,
+					    .running_drv_paths = drvs };
+
+		for (size_t i = 0; i < rb->n_acts; i++)
+			if (!rb->acts[i].stopped) {
+				names[k] = rb->acts[i].name;
+				drvs[k++] = rb->acts[i].drv_path;
+			}
 		p.waiting = p.total > p.done + p.running + p.failed
 				    ? p.total - p.done - p.running - p.failed
 				    : 0;
@@ -688,13 +782,16 @@ static enum build_status status_from_proto(uint64_t s)
 		return BUILD_HASH_MISMATCH;
 	case PROTO_BUILD_DEPENDENCY_FAILED:
 		return BUILD_DEP_FAILED;
+	case PROTO_BUILD_NOT_DETERMINISTIC:
+		return BUILD_NOT_DETERMINISTIC;
 	default:
 		return BUILD_FAILED;
 	}
 }
 
 int remote_store_build(struct store *s, char *const *drv_paths, size_t n,
-		       const struct build_callbacks *cb, struct nib_error **err)
+		       const struct build_options *opts, const struct build_callbacks *cb,
+		       struct nib_error **err)
 {
 	struct remote_store *rs = REMOTE(s);
 	struct proto_request req = { .op = PROTO_OP_BUILD_PATHS_WITH_RESULTS };
@@ -702,13 +799,18 @@ int remote_store_build(struct store *s, char *const *drv_paths, size_t n,
 	struct proto_error *derr = NULL;
 	struct rbuild rb = { .cb = cb };
 	struct proto_log_handlers h = {
-		.userdata = &rb, .next = rb_next, .start_activity = rb_start, .result = rb_result
+		.userdata = &rb,
+		.next = rb_next,
+		.start_activity = rb_start,
+		.stop_activity = rb_stop,
+		.result = rb_result,
 	};
 	struct proto_derived_path *dps = xcalloc(n + 1, sizeof(*dps));
 	size_t failed = 0;
 	int r;
 
-	if (check_usable(rs, err) < 0) {
+	if (check_usable(rs, err) < 0 || (opts != NULL && opts->keep_going &&
+					  send_options(s, rs->verbosity, true, NULL, 0, err) < 0)) {
 		free(dps);
 		return -1;
 	}
@@ -719,6 +821,8 @@ int remote_store_build(struct store *s, char *const *drv_paths, size_t n,
 	}
 	req.build_paths.paths = dps;
 	req.build_paths.n_paths = n;
+	req.build_paths.mode =
+		opts != NULL && opts->check ? PROTO_BUILD_MODE_CHECK : PROTO_BUILD_MODE_NORMAL;
 	r = proto_client_call(rs->conn, &req, &h, &rep, &derr, err);
 	free(dps);
 	for (size_t i = 0; i < rb.n_acts; i++) {
@@ -743,7 +847,8 @@ int remote_store_build(struct store *s, char *const *drv_paths, size_t n,
 			.peak_memory = -1,
 			.wait_status = -1,
 			.slot = -1,
-			.uid_start = -1
+			.uid_start = -1,
+			.sandboxed = -1
 		};
 		cleanup_error struct nib_error *e = NULL;
 
@@ -771,5 +876,56 @@ int remote_store_build(struct store *s, char *const *drv_paths, size_t n,
 			nib_error_set(err, NIB_E_BUILD_FAILED, 0, "%zu derivations failed", failed);
 		return -1;
 	}
+	return 0;
+}
+
+int remote_store_build_derivation(struct store *s, const char *drv_path,
+				  const struct derivation *drv, uint64_t mode,
+				  struct proto_build_result *ret, struct nib_error **err)
+{
+	struct proto_request req = { .op = PROTO_OP_BUILD_DERIVATION };
+	struct proto_basic_derivation *b = &req.build_derivation.drv;
+	struct proto_reply rep = { 0 };
+	int r;
+
+	if (drv->n_inputs > 0)
+		return nib_error_set(err, NIB_E_INVALID, 0,
+				     "derivation '%s' has input derivations: resolve them first",
+				     drv_path);
+	req.build_derivation.drv_path = (char *)drv_path;
+	req.build_derivation.mode = mode;
+	b->n_outputs = drv->n_outputs;
+	b->outputs = xcalloc(drv->n_outputs + 1, sizeof(*b->outputs));
+	for (size_t i = 0; i < drv->n_outputs; i++) {
+		const struct drv_output *o = &drv->outputs[i];
+		bool ca = o->kind == DRV_OUT_CA_FIXED || o->kind == DRV_OUT_CA_FLOATING ||
+			  o->kind == DRV_OUT_IMPURE;
+
+		b->outputs[i].name = xstrdup(o->name);
+		b->outputs[i].path = xstrdup(o->path != NULL ? o->path : "");
+		b->outputs[i].hash_algo = ca ? xasprintf("%s%s", drv_ca_method_prefix(o->method),
+							 hash_algo_name(o->hash.algo))
+					     : xstrdup("");
+		b->outputs[i].hash = o->kind == DRV_OUT_CA_FIXED
+					     ? hash_to_string(&o->hash, HASH_ENC_BASE16, false)
+					     : xstrdup("");
+	}
+	b->input_srcs = strv_copy(drv->srcs);
+	b->platform = xstrdup(drv->system);
+	b->builder = xstrdup(drv->builder);
+	b->args = strv_copy(drv->args);
+	b->n_env = drv->n_env;
+	b->env = xcalloc(drv->n_env + 1, sizeof(*b->env));
+	for (size_t i = 0; i < drv->n_env; i++) {
+		b->env[i].first = xstrdup(drv->env[i].key);
+		b->env[i].second = xstrdup(drv->env[i].value);
+	}
+	r = call(s, &req, &rep, err);
+	proto_basic_derivation_release(b);
+	if (r < 0)
+		return -1;
+	*ret = rep.build_result;
+	memset(&rep.build_result, 0, sizeof(rep.build_result));
+	proto_reply_release(&rep);
 	return 0;
 }

@@ -36,6 +36,19 @@ int remote_store_open(const struct settings *settings, const char *socket_path, 
 int remote_store_open_fd(const struct settings *settings, int in_fd, int out_fd, struct store **ret,
 			 struct nib_error **err);
 
+/*
+ * Tell the daemon the client's settings (SetOptions): verbosity (Nix's
+ * level, see proto_verbosity_of) and, as overrides, every setting the user
+ * chose for this invocation (--option, dedicated flags, $NIB_CONFIG), apart
+ * from those that choose the store and the daemon (store-dir, store-root,
+ * state-dir, log-dir, daemon-socket).  The fixed fields carry the built-in
+ * defaults, which nib-daemon does not apply.  Nothing is sent when there is
+ * nothing to say (default verbosity, no overrides).  The daemon's warnings
+ * (a restricted setting from an untrusted user) go to the log handlers.
+ */
+int remote_store_set_options(struct store *store, const struct settings *settings,
+			     uint64_t verbosity, struct nib_error **err);
+
 /* Is store a remote store? */
 bool store_is_remote(const struct store *store);
 
@@ -57,14 +70,33 @@ int remote_store_check(struct store *store, int r, struct proto_error *derr,
 		       struct nib_error **err);
 
 struct build_callbacks;
+struct build_options;
 
 /*
  * build_derivations() through the daemon (BuildPathsWithResults with
  * "drv!*"): the daemon's log lines, messages and progress reach cb as they
  * arrive, each derivation's result once the reply is in (fewer details than
- * locally: no log tail, slot or memory figures).  Returns 0 when everything
- * is valid, -1 with NIB_E_BUILD_FAILED otherwise.  A client that goes away
- * cancels its builds in the daemon.
+ * locally: no log tail, slot or memory figures).  Of opts (may be NULL)
+ * keep_going is sent with SetOptions first, check becomes the build mode
+ * (bmCheck); max_jobs is the daemon's
+ * business (send it as the setting max-jobs) and cancel_fd is not used: a
+ * client that goes away cancels its builds in the daemon.  Returns 0 when
+ * everything is valid, -1 with NIB_E_BUILD_FAILED otherwise.
  */
 int remote_store_build(struct store *store, char *const *drv_paths, size_t n,
-		       const struct build_callbacks *cb, struct nib_error **err);
+		       const struct build_options *opts, const struct build_callbacks *cb,
+		       struct nib_error **err);
+
+struct derivation;
+
+/*
+ * BuildDerivation: have the daemon build drv, given inline (its input
+ * derivations must be resolved into input sources already; drv_path is
+ * the path it is known by).  mode is enum proto_build_mode.  Returns 0
+ * with *ret (release with proto_build_result_release), whatever the build's
+ * outcome; -1 when the daemon refused the request (NIB_E_DENIED for an
+ * untrusted client's input-addressed derivation) or on I/O errors.
+ */
+int remote_store_build_derivation(struct store *store, const char *drv_path,
+				  const struct derivation *drv, uint64_t mode,
+				  struct proto_build_result *ret, struct nib_error **err);

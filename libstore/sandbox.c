@@ -29,6 +29,7 @@
 #include "cleanup.h"
 #include "sandbox.h"
 #include "seccomp.h"
+#include "strbuf.h"
 #include "util.h"
 #include "banned.h"
 
@@ -84,6 +85,9 @@ struct nib_mount_attr {
 	uint64_t userns_fd;
 };
 
+/* Largest /etc/passwd or /etc/group copied for a build without a sandbox. */
+#define ACCOUNT_FILE_MAX (64 << 20)
+
 /* ---- the plan: everything the child needs, computed by the parent -------- */
 
 enum node_kind {
@@ -123,6 +127,14 @@ struct plan {
 	int stdout_fd, stderr_fd;
 	int sync_fd;   /* child reads the release byte here */
 	int report_fd; /* child writes a struct report here on failure */
+
+	/* SANDBOX_NONE */
+	bool none;
+	const char *store_dir, *build_dir;
+	char *overlay_opts;
+	char *passwd_path, *group_path; /* NULL: no private account files */
+	gid_t *groups;
+	size_t n_groups;
 };
 
 /* What a child that failed before exec tells its parent. */
@@ -137,6 +149,7 @@ struct sandbox {
 	int report_fd; /* until the setup report is read; -1 after */
 	int sync_fd;   /* the release pipe, kept open until then: its hangup means we died */
 	char *builder; /* for the report's message */
+	bool none;     /* SANDBOX_NONE */
 	bool reaped;
 	int status;
 	struct rusage usage;
@@ -158,6 +171,10 @@ static void plan_free(struct plan *p)
 	free(p->group);
 	free(p->hosts);
 	free(p->nsswitch);
+	free(p->overlay_opts);
+	free(p->passwd_path);
+	free(p->group_path);
+	free(p->groups);
 	free(p);
 }
 DEFINE_CLEANUP_FUNC(struct plan, plan_free)
@@ -725,6 +742,114 @@ static __attribute__((noreturn)) void run_child(const struct plan *p)
 	child_fail(&c, errno);
 }
 
+/*
+ * The builder without a sandbox (SANDBOX_NONE).  Still root here, in a new
+ * mount namespace only: everything done before the switch to the build user
+ * is seen by this process and its descendants alone.
+ */
+#define NSCD_SOCKET "/var/run/nscd/socket"
+
+static int bind_file_ro(const char *source, const char *target)
+{
+	if (mount(source, target, NULL, MS_BIND, NULL) < 0)
+		return -1;
+	return mount(NULL, target, NULL,
+		     MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+}
+
+static __attribute__((noreturn)) void run_plain_child(const struct plan *p)
+{
+	struct child c = { .p = p };
+	struct rlimit core = { 0, 0 };
+	const gid_t *groups = p->n_groups > 0 ? p->groups : &p->gid;
+	size_t n_groups = p->n_groups > 0 ? p->n_groups : 1;
+	uid_t ru, eu, su;
+	gid_t rg, eg, sg;
+	struct stat st;
+	sigset_t none;
+	char byte;
+	ssize_t n;
+
+	close_inherited_fds(p);
+	reset_signals();
+	STEP(&c, "waiting for the parent", NULL);
+	do
+		n = read(p->sync_fd, &byte, 1);
+	while (n < 0 && errno == EINTR);
+	if (n != 1)
+		_exit(127); /* the parent gave up; it reports why */
+
+	/* Its own session: no terminal's signals, and the caller can kill the group. */
+	STEP(&c, "creating a session", NULL);
+	CHECK(&c, setsid());
+	STEP(&c, "making / private", NULL);
+	CHECK(&c, mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL));
+	/* The account files first: they live below the store, which the overlay then hides. */
+	if (p->passwd_path != NULL) {
+		STEP(&c, "binding the private", "/etc/passwd");
+		CHECK(&c, bind_file_ro(p->passwd_path, "/etc/passwd"));
+		STEP(&c, "binding the private", "/etc/group");
+		CHECK(&c, bind_file_ro(p->group_path, "/etc/group"));
+		/*
+		 * glibc asks nscd first, which answers from the host's files
+		 * ("no such user"); connecting to a socket path that is not a
+		 * socket fails at once, and glibc then reads our files.
+		 */
+		if (lstat(NSCD_SOCKET, &st) == 0 && S_ISSOCK(st.st_mode)) {
+			STEP(&c, "hiding", NSCD_SOCKET);
+			CHECK(&c, mount("/dev/null", NSCD_SOCKET, NULL, MS_BIND, NULL));
+		}
+	}
+	STEP(&c, "mounting the store overlay on", p->store_dir);
+	CHECK(&c, mount("overlay", p->store_dir, "overlay", MS_NOSUID | MS_NODEV, p->overlay_opts));
+
+	STEP(&c, "setting up stdin, stdout and stderr", NULL);
+	CHECK(&c, setup_stdio(p));
+	STEP(&c, "closing inherited descriptors", NULL);
+	CHECK(&c, close_other_fds(p->report_fd));
+	STEP(&c, "setting resource limits", NULL);
+	CHECK(&c, setrlimit(RLIMIT_CORE, &core));
+	umask(022);
+	STEP(&c, "entering", p->build_dir);
+	CHECK(&c, chdir(p->build_dir));
+
+	/* Groups first: after setresuid() they can no longer change. */
+	STEP(&c, "switching to the build user", NULL);
+	CHECK(&c, setgroups(n_groups, groups));
+	CHECK(&c, setresgid(p->gid, p->gid, p->gid));
+	CHECK(&c, setresuid(p->uid, p->uid, p->uid));
+	STEP(&c, "checking the build user's credentials", NULL);
+	CHECK(&c, getresuid(&ru, &eu, &su));
+	CHECK(&c, getresgid(&rg, &eg, &sg));
+	if (ru != p->uid || eu != p->uid || su != p->uid || rg != p->gid || eg != p->gid ||
+	    sg != p->gid || getgroups(0, NULL) != (int)n_groups)
+		child_fail(&c, EPERM);
+	/* setresuid() away from root cleared them already; make sure of it. */
+	STEP(&c, "dropping capabilities", NULL);
+	CHECK(&c, drop_capabilities());
+	STEP(&c, "setting the parent-death signal", NULL);
+	CHECK(&c, prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0));
+	{
+		struct pollfd pfd = { .fd = p->sync_fd, .events = POLLIN };
+		if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLHUP | POLLERR)))
+			_exit(127);
+	}
+	STEP(&c, "setting no-new-privileges", NULL);
+	CHECK(&c, prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
+	if (p->seccomp != NULL) {
+		int r;
+		STEP(&c, "loading the syscall filter", NULL);
+		r = seccomp_bpf_install(p->seccomp);
+		if (r < 0)
+			child_fail(&c, -r);
+	}
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	STEP(&c, "executing", p->builder);
+	execve(p->builder, p->argv, p->envp);
+	child_fail(&c, errno);
+}
+
 /* ---- the parent ----------------------------------------------------------- */
 
 void sandbox_spec_init(struct sandbox_spec *spec)
@@ -995,12 +1120,152 @@ static int make_plan(const struct sandbox_spec *spec, struct plan **ret, struct 
 	return 0;
 }
 
+/* ---- without a sandbox: the parent's side ---------------------------------- */
+
+/* overlayfs splits its options at ',' and its layers at ':', and unescapes '\'. */
+static bool overlay_safe(const char *path)
+{
+	return path != NULL && strpbrk(path, ",:\\") == NULL;
+}
+
+static int validate_plain_spec(const struct sandbox_spec *spec, struct nib_error **err)
+{
+	if (spec->flags & SANDBOX_UID_RANGE)
+		return nib_error_set(err, NIB_E_INVALID, 0,
+				     "sandbox: a uid-range build cannot run without a sandbox");
+	if (spec->build_dir == NULL || spec->build_dir[0] != '/' || spec->output_dir == NULL ||
+	    spec->output_dir[0] != '/')
+		return nib_error_set(err, NIB_E_INVALID, 0,
+				     "sandbox: build and output directories must be absolute");
+	if (!path_is_normal(spec->store_dir))
+		return nib_error_set(
+			err, NIB_E_INVALID, 0,
+			"sandbox: store directory '%s' is not a normalised absolute path",
+			spec->store_dir ? spec->store_dir : "");
+	if (!overlay_safe(spec->store_dir) || !overlay_safe(spec->output_dir))
+		return nib_error_set(err, NIB_E_INVALID, 0,
+				     "cannot build without a sandbox in store '%s' with output "
+				     "directory '%s': an overlay cannot be mounted on paths "
+				     "containing ',', ':' or '\\'",
+				     spec->store_dir, spec->output_dir);
+	if (spec->host_uid == 0 || spec->host_gid == 0)
+		return nib_error_set(err, NIB_E_INVALID, 0, "sandbox: refusing to build as root");
+	if (spec->user_name != NULL &&
+	    (spec->user_name[0] == '\0' || strpbrk(spec->user_name, ":\n") != NULL))
+		return nib_error_set(err, NIB_E_INVALID, 0, "sandbox: invalid user name '%s'",
+				     spec->user_name);
+	return 0;
+}
+
+static int make_plain_plan(const struct sandbox_spec *spec, struct plan **ret,
+			   struct nib_error **err)
+{
+	cleanup_plan struct plan *p = xcalloc(1, sizeof(*p));
+
+	(void)err;
+	p->none = true;
+	p->uid = spec->host_uid;
+	p->gid = spec->host_gid;
+	p->store_dir = spec->store_dir;
+	p->build_dir = spec->build_dir;
+	p->builder = spec->builder;
+	p->argv = spec->argv;
+	p->envp = spec->envp;
+	p->seccomp = spec->seccomp;
+	p->stdout_fd = spec->stdout_fd;
+	p->stderr_fd = spec->stderr_fd;
+	p->sync_fd = p->report_fd = -1;
+	/*
+	 * metacopy and redirect_dir off: every file in upper holds its own
+	 * data and no entry there points into the lower layer, so what is
+	 * taken from upper is complete.
+	 */
+	p->overlay_opts = xasprintf("lowerdir=%s,upperdir=%s/upper,workdir=%s/work,"
+				    "redirect_dir=off,index=off,metacopy=off",
+				    spec->store_dir, spec->output_dir, spec->output_dir);
+	if (spec->user_name != NULL) {
+		p->passwd_path = xasprintf("%s/passwd", spec->output_dir);
+		p->group_path = xasprintf("%s/group", spec->output_dir);
+	}
+	if (spec->n_groups > 0) {
+		p->groups = xmemdup(spec->groups, spec->n_groups * sizeof(gid_t));
+		p->n_groups = spec->n_groups;
+	}
+	*ret = TAKE_PTR(p);
+	return 0;
+}
+
+/* A copy of the host's account file `host` without entries called `name`, plus `line`. */
+static int account_file(const char *host, const char *name, const char *line, int dfd,
+			const char *file, struct nib_error **err)
+{
+	cleanup_free char *text = NULL;
+	cleanup_strbuf struct strbuf out = STRBUF_INIT;
+	cleanup_close int fd = -1;
+	size_t nlen = strlen(name);
+
+	if (read_file_at(AT_FDCWD, host, ACCOUNT_FILE_MAX, &text, NULL, err) < 0)
+		return nib_error_prefix(err, "cannot add the build user to a copy of '%s'", host);
+	for (const char *l = text; *l != '\0';) {
+		const char *nl = strchr(l, '\n');
+		size_t len = nl ? (size_t)(nl - l) : strlen(l);
+		if (!(len > nlen && strncmp(l, name, nlen) == 0 && l[nlen] == ':'))
+			strbuf_addf(&out, "%.*s\n", (int)len, l);
+		l += len + (nl ? 1 : 0);
+	}
+	strbuf_addstr(&out, line);
+	fd = openat(dfd, file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return nib_error_errno(err, "cannot create the private copy of '%s'", host);
+	if (write_full(fd, out.buf, out.len, err) < 0)
+		return -1;
+	if (fchmod(fd, 0644) < 0)
+		return nib_error_errno(err, "cannot set the mode of the private copy of '%s'",
+				       host);
+	return 0;
+}
+
+/*
+ * The builder's part of the build directory, and in the root-only output
+ * directory: the overlay's upper and work directories and the account files.
+ */
+static int prepare_plain_dirs(const struct sandbox_spec *spec, int ofd, struct nib_error **err)
+{
+	cleanup_free char *pw = NULL, *gr = NULL;
+	struct stat st;
+
+	if (fstat(ofd, &st) < 0)
+		return nib_error_errno(err, "cannot stat output directory '%s'", spec->output_dir);
+	if (st.st_uid != 0 || (st.st_mode & 077) != 0)
+		return nib_error_set(err, NIB_E_INVALID, 0,
+				     "output directory '%s' must be root's, mode 0700",
+				     spec->output_dir);
+	if (mkdirat(ofd, "upper", 0700) < 0 || mkdirat(ofd, "work", 0700) < 0)
+		return nib_error_errno(err, "cannot create the overlay directories in '%s'",
+				       spec->output_dir);
+	/* The store's top level as Nix gives it to build users: group-writable, sticky. */
+	if (fchownat(ofd, "upper", 0, spec->host_gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    fchmodat(ofd, "upper", 01775, 0) < 0)
+		return nib_error_errno(err, "cannot prepare '%s/upper'", spec->output_dir);
+	if (spec->user_name == NULL)
+		return 0;
+	pw = xasprintf("%s:x:%u:%u:Nix build user:/homeless-shelter:/noshell\n", spec->user_name,
+		       (unsigned)spec->host_uid, (unsigned)spec->host_gid);
+	gr = xasprintf("%s:!:%u:\n", spec->user_name, (unsigned)spec->host_gid);
+	if (account_file("/etc/passwd", spec->user_name, pw, ofd, "passwd", err) < 0 ||
+	    account_file("/etc/group", spec->user_name, gr, ofd, "group", err) < 0)
+		return -1;
+	return 0;
+}
+
 static int validate_spec(const struct sandbox_spec *spec, struct nib_error **err)
 {
 	if (spec->builder == NULL || spec->builder[0] == '\0')
 		return nib_error_set(err, NIB_E_INVALID, 0, "sandbox: no builder given");
 	if (spec->argv == NULL || spec->argv[0] == NULL || spec->envp == NULL)
 		return nib_error_set(err, NIB_E_INVALID, 0, "sandbox: argv and envp are required");
+	if (spec->flags & SANDBOX_NONE)
+		return validate_plain_spec(spec, err);
 	if (spec->root_dir == NULL || spec->root_dir[0] != '/' || spec->build_dir == NULL ||
 	    spec->build_dir[0] != '/')
 		return nib_error_set(err, NIB_E_INVALID, 0,
@@ -1079,6 +1344,8 @@ static int prepare_host_dirs(const struct sandbox_spec *spec, struct nib_error *
 	if (r == 0)
 		return nib_error_set(err, NIB_E_INVALID, 0, "output directory '%s' is not empty",
 				     spec->output_dir);
+	if (spec->flags & SANDBOX_NONE)
+		return prepare_plain_dirs(spec, ofd, err);
 	if (root && (fchown(ofd, 0, spec->host_gid) < 0 || fchmod(ofd, 01775) < 0))
 		return nib_error_errno(err, "cannot prepare output directory '%s'",
 				       spec->output_dir);
@@ -1188,21 +1455,27 @@ int sandbox_spawn_start(const struct sandbox_spec *spec, struct sandbox **ret,
 	cleanup_plan struct plan *p = NULL;
 	cleanup_close int sync_r = -1, sync_w = -1, rep_r = -1, rep_w = -1, pidfd = -1;
 	uint64_t flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
+	bool none = spec->flags & SANDBOX_NONE;
 	sigset_t all, old;
 	struct sandbox *sb;
 	bool in_cgroup = false;
 	pid_t pid;
 	int fds[2];
 
-	if (validate_spec(spec, err) < 0 || make_plan(spec, &p, err) < 0)
+	if (validate_spec(spec, err) < 0 ||
+	    (none ? make_plain_plan(spec, &p, err) : make_plan(spec, &p, err)) < 0)
 		return -1;
-	if (geteuid() == 0 && getgroups(0, NULL) > 0)
+	if (none && geteuid() != 0)
+		return nib_error_set(err, NIB_E_DENIED, 0, "building without a sandbox needs root");
+	if (!none && geteuid() == 0 && getgroups(0, NULL) > 0)
 		return nib_error_set(err, NIB_E_CONFIG, 0,
 				     "sandbox: the daemon still has supplementary groups "
 				     "(call sandbox_check_available at start)");
 	if (prepare_host_dirs(spec, err) < 0)
 		return -1;
 	/* The network namespace is not made here but by the child: see run_child. */
+	if (none)
+		flags = CLONE_NEWNS;
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		return nib_error_errno(err, "cannot create a pipe");
 	sync_r = fds[0];
@@ -1219,6 +1492,8 @@ int sandbox_spawn_start(const struct sandbox_spec *spec, struct sandbox **ret,
 	sigprocmask(SIG_SETMASK, &all, &old);
 	pid = clone_child(flags, spec->cgroup ? cgroup_build_v2_fd(spec->cgroup) : -1, &pidfd,
 			  &in_cgroup);
+	if (pid == 0 && none)
+		run_plain_child(p);
 	if (pid == 0)
 		run_child(p);
 	if (pid < 0) {
@@ -1234,7 +1509,7 @@ int sandbox_spawn_start(const struct sandbox_spec *spec, struct sandbox **ret,
 	    ((spec->flags & SANDBOX_UID_RANGE) && spec->cgroup != NULL &&
 	     cgroup_build_v2_path(spec->cgroup) != NULL &&
 	     cgroup_build_delegate(spec->cgroup, spec->host_uid, spec->host_gid, err) < 0) ||
-	    write_id_maps(spec, pid, err) < 0) {
+	    (!none && write_id_maps(spec, pid, err) < 0)) {
 		kill_and_reap(pid, pidfd);
 		return nib_error_prefix(err, "setting up the sandbox");
 	}
@@ -1249,6 +1524,7 @@ int sandbox_spawn_start(const struct sandbox_spec *spec, struct sandbox **ret,
 	sb->report_fd = TAKE_FD(rep_r);
 	sb->sync_fd = TAKE_FD(sync_w);
 	sb->builder = xstrdup(spec->builder);
+	sb->none = none;
 	*ret = sb;
 	return 0;
 }
@@ -1288,7 +1564,8 @@ int sandbox_spawn_finish(struct sandbox *sb, struct nib_error **err)
 		if (STARTS_WITH(rep.step, "executing"))
 			return nib_error_set(err, NIB_E_SYS, rep.err, "cannot execute builder '%s'",
 					     sb->builder);
-		return nib_error_set(err, NIB_E_SYS, rep.err, "sandbox setup failed at '%s'",
+		return nib_error_set(err, NIB_E_SYS, rep.err, "%s failed at '%s'",
+				     sb->none ? "setup of the unsandboxed build" : "sandbox setup",
 				     rep.step);
 	}
 }
@@ -1321,6 +1598,10 @@ int sandbox_kill(struct sandbox *sb, int sig, struct nib_error **err)
 {
 	if (sb->reaped)
 		return 0;
+	/* Without a PID namespace, the builder's session is what its death does not take along. */
+	if (sb->none && kill(-sb->pid, sig) < 0 && errno != ESRCH)
+		return nib_error_errno(err, "cannot signal the process group of builder %ld",
+				       (long)sb->pid);
 	if (sb->pidfd >= 0) {
 		if (sys_pidfd_send_signal(sb->pidfd, sig) == 0 || errno == ESRCH)
 			return 0;

@@ -72,6 +72,48 @@
  * denied", or "cannot execute builder '/bin/x': No such file or directory"
  * (NIB_E_SYS, sys_errno set).  A sandbox is never silently weakened.
  *
+ * Without a sandbox (SANDBOX_NONE: `sandbox = false`, or `relaxed` and
+ * __noChroot).  The builder runs directly as host_uid / host_gid, in the
+ * host's user, PID, network, IPC and UTS namespaces, seeing the host's
+ * files; sandbox-paths and binds do not apply.  It only gets a private
+ * mount namespace (/ made recursively private first, so nothing propagates
+ * to the host) in which
+ *
+ *   <store_dir>       is an overlayfs: the real store (store_dir itself)
+ *                     as the lower layer, output_dir/upper as the upper
+ *                     one (root:host_gid 1775, like Nix's store for build
+ *                     users).  The builder can create new entries but not
+ *                     change existing store paths (root's, read-only); what
+ *                     it creates or deletes lands in output_dir/upper only,
+ *                     never in the real store.  Deleting a store path in its
+ *                     view leaves a whiteout (a 0/0 character device) in
+ *                     upper: the caller takes only the declared outputs.
+ *   /etc/passwd,      with user_name set: copies of the host's files (minus
+ *   /etc/group        entries already called user_name) plus
+ *                     "user_name:x:host_uid:host_gid:Nix build user:
+ *                     /homeless-shelter:/noshell" and "user_name:!:host_gid:",
+ *                     bound over the host's files, read-only; the builder
+ *                     never runs as a UID without a name.  Only this mount
+ *                     namespace sees them.  The nscd socket, when there is
+ *                     one, is hidden so that lookups read the files.
+ *
+ * and then: new session, stdio, other descriptors closed, RLIMIT_CORE 0,
+ * umask 022, cwd build_dir (its host path), setgroups(groups, or host_gid
+ * alone), setresgid/setresuid checked with getres[ug]id, capabilities
+ * dropped, parent-death signal, PR_SET_NO_NEW_PRIVS, the seccomp program,
+ * execve.  output_dir must be an empty directory only root can reach, on
+ * the same mount as the store so outputs can be renamed into place (inside
+ * the store directory is fine: overlayfs accepts an upper layer below its
+ * lower one and refuses lookups that would reach it); sandbox_spawn creates
+ * upper/, work/, passwd and group there.  The caller must make sure that
+ * nothing exists in the real store at the output paths (the overlay would
+ * show it to the builder), kill every process of host_uid after the builder
+ * exits (no PID namespace does it), and take the declared outputs from
+ * output_dir/upper.  Store paths containing ',', ':' or '\' are refused
+ * (overlayfs options cannot hold them unescaped).  A failure to set any of
+ * this up is an error ("setup of the unsandboxed build failed at 'mounting
+ * the store overlay on /nib/store': …"), never a weaker build.
+ *
  * The calling process must be single-threaded when it calls sandbox_spawn
  * (the child is created with a raw clone).
  */
@@ -98,6 +140,7 @@ struct seccomp_bpf;
 enum sandbox_flags {
 	SANDBOX_UID_RANGE = 1 << 0, /* root inside with the whole range (uid-range feature) */
 	SANDBOX_NETWORK = 1 << 1,   /* share the host's network (fixed-output derivations) */
+	SANDBOX_NONE = 1 << 2,	    /* no sandbox: see "Without a sandbox" above */
 };
 
 enum sandbox_bind_flags {
@@ -139,6 +182,11 @@ struct sandbox_spec {
 
 	int stdout_fd; /* builder's stdout, e.g. the log pipe; -1: /dev/null */
 	int stderr_fd; /* builder's stderr; -1: /dev/null */
+
+	/* SANDBOX_NONE only. */
+	const char *user_name; /* the account added for host_uid; NULL: it has one */
+	const gid_t *groups;   /* supplementary groups; NULL: host_gid alone */
+	size_t n_groups;
 };
 
 /* Fill spec with empty values (fds -1, no flags). */

@@ -37,6 +37,8 @@ struct serve_ctx {
 	struct proto_conn *conn;
 	const struct serve_peer *peer;
 	unsigned version;
+	uint64_t verbosity; /* SetOptions: Nix's level (PROTO_LVL_INFO until set) */
+	bool keep_going;    /* SetOptions */
 };
 
 /* What a handler returns. */
@@ -119,6 +121,15 @@ static int op_query_valid_paths(struct serve_ctx *sc, struct proto_request *req,
 		if (valid[i])
 			out[k++] = xstrdup(paths[i]);
 	rep->strings = TAKE_PTR(out);
+	return H_REPLY;
+}
+
+static int op_query_all_valid_paths(struct serve_ctx *sc, struct proto_request *req,
+				    struct proto_reply *rep, struct nib_error **err)
+{
+	(void)req;
+	if (store_query_all_valid(sc->store, &rep->strings, err) < 0)
+		return H_FAILED;
 	return H_REPLY;
 }
 
@@ -366,6 +377,16 @@ static void warn_client(struct serve_ctx *sc, const char *fmt, ...)
 	proto_write_next(sc->conn, msg, strlen(msg));
 }
 
+/* Is value (a number) above the current one, where 0 means "no limit"? */
+static bool raises_limit(const char *value, uint64_t current)
+{
+	uint64_t v;
+
+	if (parse_u64(value, &v) < 0)
+		return false; /* not a plain number: settings_set judges it */
+	return current != 0 && (v == 0 || v > current);
+}
+
 static void apply_setting(struct serve_ctx *sc, const char *name, const char *value)
 {
 	cleanup_error struct nib_error *e = NULL;
@@ -393,9 +414,35 @@ static void apply_setting(struct serve_ctx *sc, const char *name, const char *va
 			return;
 		}
 	}
+	if (STREQ(base, "max-build-log-size") && !sc->peer->trusted &&
+	    raises_limit(value, sc->settings->max_build_log_size)) {
+		/* Logs take the daemon's disk: an untrusted client may only lower the limit. */
+		warn_client(sc,
+			    "ignoring the client-specified setting 'max-build-log-size', because "
+			    "it raises the daemon's limit and you are not a trusted user");
+		return;
+	}
 	r = settings_set(sc->settings, name, value, ORIGIN_CLIENT, NULL, &e);
 	if (r < 0)
 		warn_client(sc, "%s", e->msg);
+}
+
+/*
+ * A fixed SetOptions field carries the client's value whether or not its
+ * user chose it.  Nix's client sends what its configuration says, nib's
+ * sends the built-in defaults and puts what its user chose among the
+ * overrides.  A value equal to the daemon's or to the built-in default is
+ * therefore not applied: a client that did not choose does not override
+ * the daemon's configuration (nor is an untrusted one warned about it).
+ */
+static void apply_fixed(struct serve_ctx *sc, const char *name, const char *value)
+{
+	const struct setting_desc *d = settings_find(name);
+	cleanup_free char *current = d != NULL ? settings_value_string(sc->settings, d) : NULL;
+
+	if (d == NULL || STREQ(value, d->def) || (current != NULL && STREQ(value, current)))
+		return;
+	apply_setting(sc, name, value);
 }
 
 static int op_set_options(struct serve_ctx *sc, struct proto_request *req, struct proto_reply *rep,
@@ -406,25 +453,16 @@ static int op_set_options(struct serve_ctx *sc, struct proto_request *req, struc
 
 	(void)rep;
 	(void)err;
-	/*
-	 * The fixed fields: Nix always sends them, so only values that differ
-	 * from what the daemon has are applied (an untrusted client sending
-	 * its defaults must not get a warning for each).
-	 */
-	if (cs->keep_failed != sc->settings->keep_failed)
-		apply_setting(sc, "keep-failed", cs->keep_failed ? "true" : "false");
-	if ((int64_t)cs->max_build_jobs != sc->settings->max_jobs) {
-		snprintf(num, sizeof(num), "%llu", (unsigned long long)cs->max_build_jobs);
-		apply_setting(sc, "max-jobs", num);
-	}
-	if ((int64_t)cs->max_silent_time != sc->settings->max_silent_time) {
-		snprintf(num, sizeof(num), "%llu", (unsigned long long)cs->max_silent_time);
-		apply_setting(sc, "max-silent-time", num);
-	}
-	if (cs->build_cores != 0 && (int64_t)cs->build_cores != sc->settings->cores) {
-		snprintf(num, sizeof(num), "%llu", (unsigned long long)cs->build_cores);
-		apply_setting(sc, "cores", num);
-	}
+	/* Verbosity only decides what this connection sends: anyone may set it. */
+	sc->verbosity = cs->verbosity > PROTO_LVL_VOMIT ? PROTO_LVL_VOMIT : cs->verbosity;
+	sc->keep_going = cs->keep_going;
+	apply_fixed(sc, "keep-failed", cs->keep_failed ? "true" : "false");
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)cs->max_build_jobs);
+	apply_fixed(sc, "max-jobs", num);
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)cs->max_silent_time);
+	apply_fixed(sc, "max-silent-time", num);
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)cs->build_cores);
+	apply_fixed(sc, "cores", num);
 	for (size_t i = 0; i < cs->n_overrides; i++)
 		apply_setting(sc, cs->overrides[i].first, cs->overrides[i].second);
 	return H_REPLY;
@@ -1049,6 +1087,7 @@ struct drv_outcome {
 
 struct build_session {
 	struct serve_ctx *sc;
+	bool check;		/* check mode (set by the caller) */
 	char *const *requested; /* the .drv paths this request asked to build */
 	struct drv_outcome *out;
 	size_t n_out;
@@ -1135,6 +1174,9 @@ static void bs_progress(void *userdata, const struct build_progress *p)
 		{ .type = PROTO_FIELD_INT, .i = p->failed },
 	};
 
+	/* A build's activity starts when it does (clients show what runs). */
+	for (size_t i = 0; p->running_drv_paths != NULL && p->running_drv_paths[i] != NULL; i++)
+		build_activity(bs, p->running_drv_paths[i], p->running_names[i]);
 	proto_write_result(bs->sc->conn, bs->top_activity, PROTO_RES_PROGRESS, f, 4);
 	proto_flush(bs->sc->conn, NULL);
 }
@@ -1219,13 +1261,61 @@ static void build_session_release(struct build_session *bs)
 }
 
 /*
+ * While builds run, what this process logs reaches the client too, as far
+ * as the verbosity it asked for goes (nib -v, -vv); the daemon's own log
+ * keeps its level.  Only then: between other requests' frames (uploads, a
+ * NAR being streamed) a log frame would corrupt the stream.
+ */
+struct log_forward {
+	struct serve_ctx *sc;
+	log_sink_fn prev;
+	void *prev_data;
+	int prev_max;
+};
+
+static void forward_sink(int level, const char *msg, void *userdata)
+{
+	struct log_forward *f = userdata;
+
+	if (level <= f->prev_max) {
+		if (f->prev != NULL)
+			f->prev(level, msg, f->prev_data);
+		else
+			log_default_sink(level, msg, NULL);
+	}
+	if (proto_verbosity_of(level) <= f->sc->verbosity) {
+		cleanup_free char *m = xasprintf("%s\n", msg);
+		proto_write_next(f->sc->conn, m, strlen(m));
+		proto_flush(f->sc->conn, NULL);
+	}
+}
+
+static void forward_start(struct serve_ctx *sc, struct log_forward *f)
+{
+	int want = proto_log_level_of(sc->verbosity);
+
+	f->sc = sc;
+	f->prev_max = log_get_max_level();
+	log_get_sink(&f->prev, &f->prev_data);
+	log_set_sink(forward_sink, f);
+	if (want > f->prev_max)
+		log_set_max_level(want);
+}
+
+static void forward_stop(struct log_forward *f)
+{
+	log_set_sink(f->prev, f->prev_data);
+	log_set_max_level(f->prev_max);
+}
+
+/*
  * Build the derivations among paths (each must be a valid .drv), with the
  * client's connection as the cancel signal: a client that hangs up
  * cancels its builds.  Log lines go to the client as results of one
  * build activity per derivation.
  */
-static int run_builds(struct serve_ctx *sc, char *const *drvs, struct build_session *bs,
-		      struct nib_error **err)
+static int run_builds(struct serve_ctx *sc, char *const *drvs, const struct derivation *inline_drv,
+		      bool trust_outputs, struct build_session *bs, struct nib_error **err)
 {
 	struct build_callbacks cb = { .log_line = bs_log_line,
 				      .message = bs_message,
@@ -1234,6 +1324,7 @@ static int run_builds(struct serve_ctx *sc, char *const *drvs, struct build_sess
 				      .userdata = bs };
 	struct build_options opts;
 	struct proto_activity top = { 0 };
+	struct log_forward fwd;
 	size_t n = strv_length(drvs);
 	int r;
 
@@ -1243,6 +1334,8 @@ static int run_builds(struct serve_ctx *sc, char *const *drvs, struct build_sess
 	bs->top_activity = bs->next_activity++;
 	build_options_init(&opts);
 	opts.max_jobs = sc->settings->max_jobs;
+	opts.keep_going = sc->keep_going;
+	opts.check = bs->check;
 	opts.cancel_fd = proto_conn_fd(sc->conn);
 	if (n == 0)
 		return 0;
@@ -1254,7 +1347,15 @@ static int run_builds(struct serve_ctx *sc, char *const *drvs, struct build_sess
 	top.text = (char *)"";
 	proto_write_start_activity(sc->conn, &top);
 	proto_flush(sc->conn, NULL);
-	r = build_derivations(sc->store, sc->settings, drvs, n, &opts, &cb, err);
+	forward_start(sc, &fwd);
+	log_info("%s: building %zu derivation%s%s%s", tag(sc), n, n == 1 ? "" : "s",
+		 n == 1 ? ": " : "", n == 1 ? drvs[0] : "");
+	if (inline_drv != NULL)
+		r = build_derivation_inline(sc->store, sc->settings, drvs[0], inline_drv,
+					    trust_outputs, &opts, &cb, err);
+	else
+		r = build_derivations(sc->store, sc->settings, drvs, n, &opts, &cb, err);
+	forward_stop(&fwd);
 	proto_write_stop_activity(sc->conn, top.id);
 	return r;
 }
@@ -1274,6 +1375,8 @@ static uint64_t proto_status_of(enum build_status s)
 		return PROTO_BUILD_OUTPUT_REJECTED;
 	case BUILD_DEP_FAILED:
 		return PROTO_BUILD_DEPENDENCY_FAILED;
+	case BUILD_NOT_DETERMINISTIC:
+		return PROTO_BUILD_NOT_DETERMINISTIC;
 	case BUILD_UNSUPPORTED:
 	case BUILD_CANCELLED:
 		return PROTO_BUILD_MISC_FAILURE;
@@ -1285,13 +1388,15 @@ static uint64_t proto_status_of(enum build_status s)
 
 /*
  * builtOutputs of a derivation (>= 1.28): "sha256:<hex of the masked hash
- * modulo>!<output>" -> Realisation JSON, for the requested outputs.
+ * modulo>!<output>" -> Realisation JSON, for the requested outputs.  given
+ * is the derivation when it came inline (else it is read from the store).
  */
 static void fill_built_outputs(struct serve_ctx *sc, const struct proto_derived_path *dp,
-			       struct proto_build_result *res)
+			       const struct derivation *given, struct proto_build_result *res)
 {
 	cleanup_error struct nib_error *e = NULL;
-	cleanup_derivation struct derivation *d = NULL;
+	cleanup_derivation struct derivation *stored = NULL;
+	const struct derivation *d = given;
 	cleanup_drv_hasher struct drv_hasher *h = NULL;
 	cleanup_free char *drv = NULL;
 	cleanup_strv char **names = NULL;
@@ -1300,9 +1405,20 @@ static void fill_built_outputs(struct serve_ctx *sc, const struct proto_derived_
 
 	if (wire_path(sc, dp->path, &drv, &e) < 0)
 		return;
-	d = store_read_derivation(sc->store, drv, &e);
-	if (d == NULL || store_query_derivation_outputs(sc->store, drv, &names, &paths, &e) < 0)
-		return;
+	if (given != NULL) {
+		names = xcalloc(given->n_outputs + 1, sizeof(char *));
+		paths = xcalloc(given->n_outputs + 1, sizeof(char *));
+		for (size_t i = 0; i < given->n_outputs; i++) {
+			names[i] = xstrdup(given->outputs[i].name);
+			paths[i] = xstrdup(given->outputs[i].path != NULL ? given->outputs[i].path
+									  : "");
+		}
+	} else {
+		d = stored = store_read_derivation(sc->store, drv, &e);
+		if (d == NULL ||
+		    store_query_derivation_outputs(sc->store, drv, &names, &paths, &e) < 0)
+			return;
+	}
 	h = drv_hasher_new(store_dir(sc->store), store_derivation_resolver, sc->store);
 	if (derivation_hash_modulo(h, d, true, &m, &e) < 0)
 		return;
@@ -1316,7 +1432,7 @@ static void fill_built_outputs(struct serve_ctx *sc, const struct proto_derived_
 		for (size_t j = 0; j < m.n; j++)
 			if (STREQ(m.outputs[j], names[i]))
 				hm = &m.hashes[j];
-		if (hm == NULL)
+		if (hm == NULL || strrchr(paths[i], '/') == NULL)
 			continue;
 		hex = hash_to_string(hm, HASH_ENC_BASE16, false);
 		id = xasprintf("sha256:%s!%s", hex, names[i]);
@@ -1341,7 +1457,7 @@ static void fill_built_outputs(struct serve_ctx *sc, const struct proto_derived_
 
 static void fill_result(struct serve_ctx *sc, struct build_session *bs,
 			const struct proto_derived_path *dp, const char *drv, int valid_before,
-			struct proto_build_result *res)
+			const struct derivation *given, struct proto_build_result *res)
 {
 	struct drv_outcome *o = NULL;
 
@@ -1356,6 +1472,7 @@ static void fill_result(struct serve_ctx *sc, struct build_session *bs,
 		res->status = proto_status_of(o->status);
 		res->error_msg = xstrdup(o->error != NULL ? o->error : "");
 		res->times_built = o->status == BUILD_BUILT ? 1 : 0;
+		res->is_non_deterministic = o->status == BUILD_NOT_DETERMINISTIC;
 		res->start_time = o->start_usec > 0 ? (uint64_t)o->start_usec / 1000000 : 0;
 		res->stop_time = o->stop_usec > 0 ? (uint64_t)o->stop_usec / 1000000 : 0;
 		if (o->cpu_user_usec >= 0) {
@@ -1369,7 +1486,24 @@ static void fill_result(struct serve_ctx *sc, struct build_session *bs,
 	}
 	if (dp->built &&
 	    (res->status == PROTO_BUILD_BUILT || res->status == PROTO_BUILD_ALREADY_VALID))
-		fill_built_outputs(sc, dp, res);
+		fill_built_outputs(sc, dp, given, res);
+}
+
+/* Build modes: repair is for trusted clients and not implemented; check is for anyone. */
+static int check_build_mode(struct serve_ctx *sc, uint64_t mode, struct nib_error **err)
+{
+	if (mode == PROTO_BUILD_MODE_REPAIR && !sc->peer->trusted)
+		return nib_error_set(err, NIB_E_DENIED, 0,
+				     "repairing is not allowed because you are not in "
+				     "'trusted-users'");
+	if (mode == PROTO_BUILD_MODE_REPAIR)
+		return nib_error_set(err, NIB_E_UNSUPPORTED, 0,
+				     "repairing builds is not supported by nib (use 'nib store "
+				     "verify --repair' for the paths' metadata)");
+	if (mode != PROTO_BUILD_MODE_NORMAL && mode != PROTO_BUILD_MODE_CHECK)
+		return nib_error_set(err, NIB_E_INVALID, 0, "unknown build mode %llu",
+				     (unsigned long long)mode);
+	return 0;
 }
 
 static int op_build_paths(struct serve_ctx *sc, struct proto_request *req, struct proto_reply *rep,
@@ -1384,14 +1518,9 @@ static int op_build_paths(struct serve_ctx *sc, struct proto_request *req, struc
 	size_t k = 0;
 	int r = 0;
 
-	if (req->build_paths.mode != PROTO_BUILD_MODE_NORMAL && !sc->peer->trusted)
-		return nib_error_set(err, NIB_E_DENIED, 0,
-				     "you are not privileged to repair or check paths"),
-		       H_FAILED;
-	if (req->build_paths.mode != PROTO_BUILD_MODE_NORMAL)
-		return nib_error_set(err, NIB_E_UNSUPPORTED, 0,
-				     "nib cannot repair or check builds yet"),
-		       H_FAILED;
+	if (check_build_mode(sc, req->build_paths.mode, err) < 0)
+		return H_FAILED;
+	bs.check = req->build_paths.mode == PROTO_BUILD_MODE_CHECK;
 	for (size_t i = 0; i < n; i++) {
 		struct proto_derived_path *dp = &req->build_paths.paths[i];
 		cleanup_free char *p = NULL;
@@ -1399,8 +1528,10 @@ static int op_build_paths(struct serve_ctx *sc, struct proto_request *req, struc
 		valid[i] = derived_valid(sc, dp, err);
 		if (valid[i] < 0)
 			return H_FAILED;
-		if (valid[i] == 1)
+		if (valid[i] == 1 && !(bs.check && dp->built))
 			continue;
+		if (valid[i] == 1)
+			valid[i] = 0; /* checked: built again */
 		if (!dp->built) {
 			if (req->op == PROTO_OP_BUILD_PATHS)
 				return nib_error_set(err, NIB_E_NOT_FOUND, 0,
@@ -1417,7 +1548,7 @@ static int op_build_paths(struct serve_ctx *sc, struct proto_request *req, struc
 			drvs[k++] = TAKE_PTR(p);
 	}
 	if (k > 0)
-		r = run_builds(sc, drvs, &bs, &berr);
+		r = run_builds(sc, drvs, NULL, false, &bs, &berr);
 	if (req->op == PROTO_OP_BUILD_PATHS) {
 		build_session_release(&bs);
 		if (r < 0)
@@ -1443,7 +1574,7 @@ static int op_build_paths(struct serve_ctx *sc, struct proto_request *req, struc
 				"path '%s' is not valid and nib has no substituters", dp->path);
 			continue;
 		}
-		fill_result(sc, &bs, dp, drv_of[i], valid[i], &kr->result);
+		fill_result(sc, &bs, dp, drv_of[i], valid[i], NULL, &kr->result);
 	}
 	build_session_release(&bs);
 	return H_REPLY;
@@ -1470,48 +1601,243 @@ static int op_ensure_path(struct serve_ctx *sc, struct proto_request *req, struc
 	return H_REPLY;
 }
 
+/* A string in ATerm form (Nix's escapes). */
+static void aterm_string(struct strbuf *sb, const char *str)
+{
+	strbuf_addch(sb, '"');
+	for (const char *c = str; *c != '\0'; c++) {
+		switch (*c) {
+		case '"':
+			strbuf_addstr(sb, "\\\"");
+			break;
+		case '\\':
+			strbuf_addstr(sb, "\\\\");
+			break;
+		case '\n':
+			strbuf_addstr(sb, "\\n");
+			break;
+		case '\r':
+			strbuf_addstr(sb, "\\r");
+			break;
+		case '\t':
+			strbuf_addstr(sb, "\\t");
+			break;
+		default:
+			strbuf_addch(sb, *c);
+		}
+	}
+	strbuf_addch(sb, '"');
+}
+
+static void aterm_strings(struct strbuf *sb, char *const *v)
+{
+	strbuf_addch(sb, '[');
+	for (size_t i = 0; v != NULL && v[i] != NULL; i++) {
+		if (i > 0)
+			strbuf_addch(sb, ',');
+		aterm_string(sb, v[i]);
+	}
+	strbuf_addch(sb, ']');
+}
+
 /*
- * BuildDerivation: nib builds from .drv files in the store, so the
- * derivation must be there already (Nix's build hook copies it over
- * first); the inline copy only decides the trust question.
+ * A BasicDerivation from the wire as a derivation without input
+ * derivations: written as the ATerm it stands for and parsed, so that it
+ * is checked like any .drv (store paths, hashes, order).  It is named
+ * after drv_path.
+ */
+static int basic_derivation_parse(struct serve_ctx *sc, const struct proto_basic_derivation *b,
+				  const char *drv_path, struct derivation **ret,
+				  struct nib_error **err)
+{
+	cleanup_strbuf struct strbuf sb = STRBUF_INIT;
+	struct derivation *d = NULL;
+	const char *base = strrchr(drv_path, '/') + 1;
+	size_t len = strlen(base);
+
+	strbuf_addstr(&sb, "Derive([");
+	for (size_t i = 0; i < b->n_outputs; i++) {
+		strbuf_addstr(&sb, i > 0 ? ",(" : "(");
+		aterm_string(&sb, b->outputs[i].name);
+		strbuf_addch(&sb, ',');
+		aterm_string(&sb, b->outputs[i].path);
+		strbuf_addch(&sb, ',');
+		aterm_string(&sb, b->outputs[i].hash_algo);
+		strbuf_addch(&sb, ',');
+		aterm_string(&sb, b->outputs[i].hash);
+		strbuf_addch(&sb, ')');
+	}
+	strbuf_addstr(&sb, "],[],");
+	aterm_strings(&sb, b->input_srcs);
+	strbuf_addch(&sb, ',');
+	aterm_string(&sb, b->platform);
+	strbuf_addch(&sb, ',');
+	aterm_string(&sb, b->builder);
+	strbuf_addch(&sb, ',');
+	aterm_strings(&sb, b->args);
+	strbuf_addstr(&sb, ",[");
+	for (size_t i = 0; i < b->n_env; i++) {
+		strbuf_addstr(&sb, i > 0 ? ",(" : "(");
+		aterm_string(&sb, b->env[i].first);
+		strbuf_addch(&sb, ',');
+		aterm_string(&sb, b->env[i].second);
+		strbuf_addch(&sb, ')');
+	}
+	strbuf_addstr(&sb, "])");
+	if (sb.len > DRV_MAX_TEXT)
+		return nib_error_set(err, NIB_E_INVALID, 0, "derivation '%s' is too large",
+				     drv_path);
+	if (derivation_parse_aterm(sb.buf, sb.len, store_dir(sc->store), &d, err) < 0)
+		return nib_error_prefix(err, "derivation '%s' given inline", drv_path);
+	free(d->name);
+	d->name = len > 37 ? xstrndup(base + 33, len - 37) : xstrdup(base);
+	*ret = d;
+	return 0;
+}
+
+/*
+ * A trusted client's input-addressed derivation: its output paths cannot be
+ * recomputed (its inputs were resolved), so they are taken as given, as
+ * Nix does, unless the .drv is in the store: then they must be the stored
+ * one's.
+ */
+static int check_against_stored(struct serve_ctx *sc, const char *drv_path,
+				const struct derivation *d, struct nib_error **err)
+{
+	cleanup_derivation struct derivation *stored = NULL;
+	int v = store_is_valid(sc->store, drv_path, err);
+
+	if (v <= 0)
+		return v;
+	stored = store_read_derivation(sc->store, drv_path, err);
+	if (stored == NULL)
+		return -1;
+	for (size_t i = 0; i < d->n_outputs; i++) {
+		const struct drv_output *o = &d->outputs[i];
+		const struct drv_output *so = derivation_find_output(stored, o->name);
+
+		if (so == NULL)
+			return nib_error_set(
+				err, NIB_E_INVALID, 0,
+				"the derivation given inline has an output '%s', which "
+				"'%s' does not have",
+				o->name, drv_path);
+		if (so->path == NULL || o->path == NULL || !STREQ(so->path, o->path))
+			return nib_error_set(
+				err, NIB_E_INVALID, 0,
+				"output '%s' of the derivation given inline is '%s', but "
+				"'%s' says '%s'",
+				o->name, o->path != NULL ? o->path : "", drv_path,
+				so->path != NULL ? so->path : "");
+	}
+	if (stored->n_outputs != d->n_outputs)
+		return nib_error_set(err, NIB_E_INVALID, 0,
+				     "the derivation given inline has %zu outputs, '%s' has %zu",
+				     d->n_outputs, drv_path, stored->n_outputs);
+	return 1;
+}
+
+/*
+ * BuildDerivation: a derivation sent inline (inputs resolved into input
+ * sources), built without its .drv having to be in the store.  An untrusted
+ * client may only send fixed-output ones, whose outputs are checked against
+ * their hashes; its derivation is then written to the store and built
+ * under the path that gives (as Nix does: the path it sent proves
+ * nothing).  A trusted client's input-addressed derivation keeps its
+ * output paths (see check_against_stored).
  */
 static int op_build_derivation(struct serve_ctx *sc, struct proto_request *req,
 			       struct proto_reply *rep, struct nib_error **err)
 {
-	struct proto_basic_derivation *d = &req->build_derivation.drv;
-	bool fixed = d->n_outputs == 1 && d->outputs[0].hash != NULL && d->outputs[0].hash[0];
+	struct proto_build_result *res = &rep->build_result;
+	cleanup_derivation struct derivation *d = NULL;
 	cleanup_free char *drv = NULL;
+	cleanup_free bool *valid = NULL;
+	cleanup_strv char **outs = NULL;
 	char *drvs[2] = { NULL, NULL };
 	struct build_session bs = { 0 };
 	cleanup_error struct nib_error *berr = NULL;
 	struct proto_derived_path dp = { .built = true, .all_outputs = true };
+	uint64_t mode = req->build_derivation.mode;
+	enum drv_type type;
+	bool all_valid = true;
 	int v;
 
-	if (!sc->peer->trusted && !fixed)
+	if (wire_path(sc, req->build_derivation.drv_path, &drv, err) < 0)
+		return H_FAILED;
+	if (strlen(drv) < 4 || !STREQ(drv + strlen(drv) - 4, ".drv"))
+		return nib_error_set(err, NIB_E_INVALID, 0, "'%s' is not a derivation path", drv),
+		       H_FAILED;
+	if (basic_derivation_parse(sc, &req->build_derivation.drv, drv, &d, err) < 0 ||
+	    derivation_type(d, &type, err) < 0)
+		return H_FAILED;
+	if (!sc->peer->trusted && type != DRV_TYPE_FIXED)
 		return nib_error_set(err, NIB_E_DENIED, 0,
 				     "you are not privileged to build input-addressed "
 				     "derivations given inline"),
 		       H_FAILED;
-	if (wire_path(sc, req->build_derivation.drv_path, &drv, err) < 0)
+	if (check_build_mode(sc, mode, err) < 0)
 		return H_FAILED;
+	bs.check = mode == PROTO_BUILD_MODE_CHECK;
+	if (type == DRV_TYPE_FIXED) {
+		cleanup_drv_hasher struct drv_hasher *h =
+			drv_hasher_new(store_dir(sc->store), NULL, NULL);
+		if (derivation_check_outputs(h, d, err) < 0)
+			return nib_error_prefix(err, "derivation '%s' given inline", drv), H_FAILED;
+	} else if (type == DRV_TYPE_INPUT_ADDRESSED) {
+		if (check_against_stored(sc, drv, d, err) < 0)
+			return H_FAILED;
+	}
+	if (!sc->peer->trusted) {
+		/* The path the client sent proves nothing: the one its contents give. */
+		cleanup_strv char **refs = derivation_references(d);
+		cleanup_free char *aterm = NULL;
+		struct store_path sp;
+		size_t len;
+		char *name;
+
+		if (derivation_store_path(store_dir(sc->store), d, &sp, &aterm, &len, err) < 0)
+			return H_FAILED;
+		name = xasprintf("%s.drv", d->name);
+		free(drv);
+		drv = NULL;
+		v = store_add_text(sc->store, name, aterm, len, refs, &drv, err);
+		free(name);
+		if (v < 0)
+			return H_FAILED;
+	}
 	dp.path = drv;
-	v = store_is_valid(sc->store, drv, err);
-	if (v < 0)
+
+	/* Its inputs must be here: nib has nothing to fetch them from. */
+	valid = xcalloc(d->n_srcs + d->n_outputs + 1, sizeof(bool));
+	if (d->n_srcs > 0 && store_query_valid(sc->store, d->srcs, d->n_srcs, valid, err) < 0)
 		return H_FAILED;
-	if (v == 0) {
-		rep->build_result.status = PROTO_BUILD_MISC_FAILURE;
-		rep->build_result.error_msg = xasprintf(
-			"nib builds derivations from the store and '%s' is not valid", drv);
-		return H_REPLY;
-	}
-	v = derived_valid(sc, &dp, err);
-	if (v < 0)
+	for (size_t i = 0; i < d->n_srcs; i++)
+		if (!valid[i]) {
+			res->status = PROTO_BUILD_MISC_FAILURE;
+			res->error_msg = xasprintf("cannot build '%s': its input '%s' is not valid",
+						   drv, d->srcs[i]);
+			return H_REPLY;
+		}
+	outs = xcalloc(d->n_outputs + 1, sizeof(char *));
+	for (size_t i = 0; i < d->n_outputs; i++)
+		outs[i] = xstrdup(d->outputs[i].path != NULL ? d->outputs[i].path : "");
+	if (store_query_valid(sc->store, outs, d->n_outputs, valid, err) < 0)
 		return H_FAILED;
-	if (v == 0) {
+	for (size_t i = 0; i < d->n_outputs; i++)
+		all_valid = all_valid && valid[i];
+	if (!all_valid || bs.check) {
 		drvs[0] = drv;
-		run_builds(sc, drvs, &bs, &berr);
+		run_builds(sc, drvs, d, sc->peer->trusted && type == DRV_TYPE_INPUT_ADDRESSED, &bs,
+			   &berr);
 	}
-	fill_result(sc, &bs, &dp, drv, v, &rep->build_result);
+	if ((!all_valid || bs.check) && bs.n_out == 0 && berr != NULL) {
+		/* Stopped before the derivation was decided. */
+		res->status = PROTO_BUILD_MISC_FAILURE;
+		res->error_msg = xstrdup(berr->msg);
+	} else {
+		fill_result(sc, &bs, &dp, drv, all_valid && !bs.check ? 1 : 0, d, res);
+	}
 	build_session_release(&bs);
 	return H_REPLY;
 }
@@ -1552,6 +1878,8 @@ static handler_fn find_handler(uint64_t op)
 		return op_query_valid_paths;
 	case PROTO_OP_QUERY_PATH_INFO:
 		return op_query_path_info;
+	case PROTO_OP_QUERY_ALL_VALID_PATHS:
+		return op_query_all_valid_paths;
 	case PROTO_OP_QUERY_REFERRERS:
 	case PROTO_OP_QUERY_VALID_DERIVERS:
 		return op_query_referrers;
@@ -1617,7 +1945,11 @@ int serve_refuse(struct proto_conn *conn, enum proto_trust trust, const char *ms
 int serve_connection(struct store *store, struct settings *settings, struct proto_conn *conn,
 		     const struct serve_peer *peer, struct nib_error **err)
 {
-	struct serve_ctx sc = { .store = store, .settings = settings, .conn = conn, .peer = peer };
+	struct serve_ctx sc = { .store = store,
+				.settings = settings,
+				.conn = conn,
+				.peer = peer,
+				.verbosity = PROTO_LVL_INFO };
 
 	if (proto_server_handshake(conn, SERVE_NIX_VERSION,
 				   peer->trusted ? PROTO_TRUST_TRUSTED : PROTO_TRUST_NOT_TRUSTED,

@@ -5,15 +5,19 @@
  *
  * Trust: a trusted peer may do everything the store allows.  An untrusted
  * peer may only change the client-safe settings through SetOptions (the
- * others are ignored with a warning frame), may not repair (VerifyStore,
- * AddToStore, BuildPaths), may not build derivations given inline
+ * others are ignored with a warning frame; max-jobs and max-build-log-size
+ * can only be lowered), may not repair (VerifyStore, AddToStore,
+ * BuildPaths, BuildDerivation), may not build derivations given inline
  * (BuildDerivation) unless they are fixed-output, may not add NARs
  * (AddToStoreNar, AddMultipleToStore: nib has no signatures, so a NAR from
  * an untrusted peer would be an unsigned path), and may not make the
- * collector ignore liveness.
+ * collector ignore liveness.  Repairing builds is not implemented (an error
+ * for trusted peers too); checking them (bmCheck) is open to everyone.
  *
- * Logging: serve.c logs through log.h (one line per failed operation at
- * LOG_INFO, each request at LOG_DEBUG) prefixed with peer->tag.  Nothing is
+ * Logging: serve.c logs through log.h (one line per failed operation and
+ * per build request at LOG_INFO, each request at LOG_DEBUG) prefixed with
+ * peer->tag.  While builds run, what the process logs also reaches the
+ * client as far as the verbosity it sent with SetOptions asks.  Nothing is
  * sent to the client while it uploads data (AddToStore, AddToStoreNar,
  * AddMultipleToStore), so that a client that writes all its data before
  * reading cannot deadlock.

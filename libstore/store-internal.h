@@ -21,6 +21,7 @@ struct store_ops {
 	/* Optional: store.c loops over query_path_info without it. */
 	int (*query_path_infos)(struct store *s, char *const *paths, size_t n,
 				struct store_path_info *ret, struct nib_error **err);
+	int (*query_all_valid)(struct store *s, char ***ret, struct nib_error **err);
 	int (*query_referrers)(struct store *s, const char *path, char ***ret,
 			       struct nib_error **err);
 	int (*query_valid_derivers)(struct store *s, const char *path, char ***ret,

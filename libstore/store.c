@@ -155,6 +155,11 @@ int store_query_references(struct store *store, const char *path, char ***ret,
 	return 0;
 }
 
+int store_query_all_valid(struct store *store, char ***ret, struct nib_error **err)
+{
+	return CALL(store, query_all_valid, "list valid paths", err, ret);
+}
+
 int store_query_referrers(struct store *store, const char *path, char ***ret,
 			  struct nib_error **err)
 {

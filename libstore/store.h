@@ -97,6 +97,9 @@ int store_query_path_info(struct store *store, const char *path, struct store_pa
 int store_query_path_infos(struct store *store, char *const *paths, size_t n,
 			   struct store_path_info *ret, struct nib_error **err);
 
+/* Every valid path of the store, sorted (NULL-terminated, caller frees). */
+int store_query_all_valid(struct store *store, char ***ret, struct nib_error **err);
+
 /* References of a valid path (NULL-terminated, sorted, caller frees). */
 int store_query_references(struct store *store, const char *path, char ***ret,
 			   struct nib_error **err);

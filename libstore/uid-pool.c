@@ -1909,6 +1909,18 @@ int uid_pool_slot_drop_privileges(const struct uid_pool_slot *slot, struct nib_e
 	return 0;
 }
 
+int uid_pool_slot_kill_procs(struct uid_pool_slot *slot, unsigned *ret_killed,
+			     struct nib_error **err)
+{
+	unsigned killed = 0;
+
+	if (kill_slot_procs(slot->priv->pool, slot->index, &killed, err) < 0)
+		return -1;
+	if (ret_killed != NULL)
+		*ret_killed = killed;
+	return 0;
+}
+
 int uid_pool_release(struct uid_pool_slot *slot, const struct uid_pool_cleanup *cleanup,
 		     struct nib_error **err)
 {

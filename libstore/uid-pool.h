@@ -238,6 +238,15 @@ const char *uid_pool_slot_get_info(const struct uid_pool_slot *slot, const char 
 int uid_pool_slot_drop_privileges(const struct uid_pool_slot *slot, struct nib_error **err);
 
 /*
+ * Kill every process with any UID or GID of the slot's range (the /proc scan
+ * of the release, bounded), for a build that ran without a PID namespace or
+ * cgroup to end it.  *ret_killed (may be NULL) gets the number of processes
+ * signalled.  Errors: processes that survive, an unreadable /proc.
+ */
+int uid_pool_slot_kill_procs(struct uid_pool_slot *slot, unsigned *ret_killed,
+			     struct nib_error **err);
+
+/*
  * Clean up and release a slot this process acquired.  Runs the cleanup
  * (cleanup may be NULL: the pool's own steps only); on success empties the
  * record and drops the lock.  On failure the slot is recorded as held, the

@@ -418,6 +418,23 @@ int rm_rf_at(int dirfd, const char *path, struct nib_error **err)
 	return 0;
 }
 
+char *read_link_abs(const char *link)
+{
+	cleanup_free char *buf = xmalloc(PATH_MAX + 1);
+	ssize_t n = readlink(link, buf, PATH_MAX + 1);
+	const char *slash;
+
+	if (n < 0 || n > PATH_MAX)
+		return NULL;
+	buf[n] = '\0';
+	if (buf[0] == '/')
+		return TAKE_PTR(buf);
+	slash = strrchr(link, '/');
+	if (slash == NULL)
+		return TAKE_PTR(buf);
+	return xasprintf("%.*s/%s", (int)(slash - link), link, buf);
+}
+
 char *path_join(const char *a, const char *b)
 {
 	size_t la = strlen(a);

@@ -103,6 +103,8 @@ int mkdir_p(const char *path, mode_t mode, struct nib_error **err);
 int rm_rf_at(int dirfd, const char *path, struct nib_error **err);
 
 /* Join two path components with exactly one '/'. */
+/* readlink() with a relative target resolved against the link's directory; NULL on any error. */
+char *read_link_abs(const char *link);
 char *path_join(const char *a, const char *b);
 
 /* Monotonic / realtime clocks in microseconds. */

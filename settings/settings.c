@@ -49,8 +49,10 @@ static const struct setting_desc table[] = {
 	{ "build-dir", SETTING_PATH, OFF(build_dir), "", 0, 0, false,
 	  "Directory holding per-build temporary directories; empty means <state-dir>/builds." },
 	{ "sandbox", SETTING_SANDBOX, OFF(sandbox), "true", 0, 0, false,
-	  "Build in a sandbox (true), never (false), or only non-fixed-output derivations "
-	  "(relaxed)." },
+	  "true: every build in a sandbox (a derivation with __noChroot is refused); false: "
+	  "builds run on the host as the slot's first UID (named nixbld in a private "
+	  "/etc/passwd), writing the store through a private overlay; relaxed: only "
+	  "derivations with __noChroot = \"1\" run as with false." },
 	{ "sandbox-paths", SETTING_LIST, OFF(sandbox_paths), "/bin/sh=" SANDBOX_SHELL, 0, 0, false,
 	  "Host paths made visible in every sandbox, as PATH or TARGET=SOURCE (SOURCE? when "
 	  "optional)." },

@@ -14,6 +14,7 @@ if HAVE_CUNIT
 UNITCPPFLAGS = $(AM_CPPFLAGS) $(NIB_DEPCFLAGS) $(CUNIT_CFLAGS)
 UNITLDADD = $(NIB_LIBS) $(CUNIT_LIBS)
 UNIT_COMMON = %reldir%/unit/cunit-run.c %reldir%/unit/cunit-run.h
+STORE_FIXTURE = %reldir%/unit/store-fixture.c %reldir%/unit/store-fixture.h
 
 UNIT_TESTS = \
 	%reldir%/unit/test-error \
@@ -58,10 +59,10 @@ TESTS += $(UNIT_TESTS)
 %canon_reldir%_unit_test_db_SOURCES = %reldir%/unit/test-db.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_db_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_db_LDADD = $(UNITLDADD)
-%canon_reldir%_unit_test_store_SOURCES = %reldir%/unit/test-store.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_store_SOURCES = %reldir%/unit/test-store.c $(UNIT_COMMON) $(STORE_FIXTURE)
 %canon_reldir%_unit_test_store_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_store_LDADD = $(UNITLDADD)
-%canon_reldir%_unit_test_gc_SOURCES = %reldir%/unit/test-gc.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_gc_SOURCES = %reldir%/unit/test-gc.c $(UNIT_COMMON) $(STORE_FIXTURE)
 %canon_reldir%_unit_test_gc_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_gc_LDADD = $(UNITLDADD)
 %canon_reldir%_unit_test_nar_SOURCES = %reldir%/unit/test-nar.c $(UNIT_COMMON)
@@ -78,9 +79,14 @@ TESTS += %reldir%/unit/test-archive
 %canon_reldir%_unit_test_archive_SOURCES = %reldir%/unit/test-archive.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_archive_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_archive_LDADD = $(UNITLDADD)
+check_PROGRAMS += %reldir%/unit/test-build-queue
+TESTS += %reldir%/unit/test-build-queue
+%canon_reldir%_unit_test_build_queue_SOURCES = %reldir%/unit/test-build-queue.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_build_queue_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_build_queue_LDADD = $(UNITLDADD)
 check_PROGRAMS += %reldir%/unit/test-build
 TESTS += %reldir%/unit/test-build
-%canon_reldir%_unit_test_build_SOURCES = %reldir%/unit/test-build.c $(UNIT_COMMON)
+%canon_reldir%_unit_test_build_SOURCES = %reldir%/unit/test-build.c $(UNIT_COMMON) $(STORE_FIXTURE)
 %canon_reldir%_unit_test_build_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_build_LDADD = $(UNITLDADD)
 %canon_reldir%_unit_test_seccomp_SOURCES = %reldir%/unit/test-seccomp.c $(UNIT_COMMON)
@@ -116,6 +122,11 @@ check_PROGRAMS += %reldir%/helpers/syscall-probe
 %canon_reldir%_helpers_syscall_probe_SOURCES = %reldir%/helpers/syscall-probe.c
 %canon_reldir%_helpers_syscall_probe_CFLAGS = $(WARN_CFLAGS)
 %canon_reldir%_helpers_syscall_probe_LDFLAGS = -static
+# Sends a derivation inline to a daemon (BuildDerivation).
+check_PROGRAMS += %reldir%/helpers/build-inline
+%canon_reldir%_helpers_build_inline_SOURCES = %reldir%/helpers/build-inline.c
+%canon_reldir%_helpers_build_inline_CPPFLAGS = $(AM_CPPFLAGS) $(NIB_DEPCFLAGS)
+%canon_reldir%_helpers_build_inline_LDADD = $(NIB_LIBS)
 # Fakes an older kernel for the fallback tests.
 check_PROGRAMS += %reldir%/helpers/enosys
 %canon_reldir%_helpers_enosys_SOURCES = %reldir%/helpers/enosys.c
@@ -143,9 +154,12 @@ INTEGRATION_TESTS = \
 	%reldir%/integration/t0402-build-failures.sh \
 	%reldir%/integration/t0403-build-graph.sh \
 	%reldir%/integration/t0404-build-uid-range.sh \
+	%reldir%/integration/t0405-build-nosandbox.sh \
+	%reldir%/integration/t0406-build-relaxed.sh \
 	%reldir%/integration/t0500-daemon.sh \
 	%reldir%/integration/t0501-daemon-build.sh \
-	%reldir%/integration/t0502-daemon-shared.sh
+	%reldir%/integration/t0502-daemon-shared.sh \
+	%reldir%/integration/t0503-daemon-ops.sh
 TESTS += $(INTEGRATION_TESTS)
 # Run by hand against Debian's nix-bin (docs/interop-store.md); never by make check.
 EXTRA_DIST += %reldir%/interop/store-nix.sh docs/interop-store.md

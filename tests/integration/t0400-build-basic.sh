@@ -57,7 +57,7 @@ mkdrv "$TEST_ROOT/j.json" json-result 'echo hi; echo x > $out'
 run_ok "--json" "$NIB" build --json "$TEST_ROOT/j.json"
 like "drvPath, status and outputs" "$OUT" '^\[\{"drvPath":"/nib/store/[^"]*-json-result\.drv","name":"json-result","status":"built","outputs":\{"out":"/nib/store/[^"]*-json-result"\}'
 like "times, CPU and memory" "$OUT" '"startTime":[0-9.]+,"stopTime":[0-9.]+,"cpuUser":[0-9.e-]+,"cpuSystem":[0-9.e-]+,"peakMemory":[0-9]+'
-like "slot, UID range and log" "$OUT" '"uidRange":\{"first":[0-9]+,"count":262144\},"slot":[0-3],"logPath":"[^"]*\.bz2"'
+like "slot, UID range, sandboxed and log" "$OUT" '"uidRange":\{"first":[0-9]+,"count":262144\},"slot":[0-3],"sandboxed":true,"logPath":"[^"]*\.bz2"'
 slot=$(sed -n 's/.*"slot":\([0-9]*\).*/\1/p' <<<"$OUT")
 first=$(sed -n 's/.*"uidRange":{"first":\([0-9]*\).*/\1/p' <<<"$OUT")
 is "the range is the slot's" "$first" $((FIRST_ID + slot * IDS_PER_SLOT))
@@ -92,8 +92,8 @@ run_fails "a missing system feature" 1 "$NIB" build "$TEST_ROOT/feat.json"
 like "names the feature" "$ERR" "requires the system feature 'kvm-on-mars'"
 run_ok "the feature when offered" "$NIB" --option extra-system-features kvm-on-mars build "$TEST_ROOT/feat.json"
 mkdrv "$TEST_ROOT/j2.json" no-sandbox 'echo x > $out'
-run_fails "sandbox = false is refused" 1 "$NIB" --option sandbox false build "$TEST_ROOT/j2.json"
-like "with an explanation" "$ERR" "sandbox = false\) is not supported"
+run_fails "sandbox = false with a relocated store is refused" 1 "$NIB" --option sandbox false build "$TEST_ROOT/j2.json"
+like "with an explanation" "$ERR" "without a sandbox \(setting 'sandbox' is false\): the store '/nib/store' is relocated"
 run_fails "nothing to build" 2 "$NIB" build
 run_fails "not a derivation" 1 "$NIB" build "$hello"
 like "says so" "$ERR" "is not a derivation"

@@ -21,6 +21,7 @@
 #include "local-store.h"
 #include "nar.h"
 #include "settings.h"
+#include "store-fixture.h"
 #include "store.h"
 #include "strbuf.h"
 #include "util.h"
@@ -31,21 +32,11 @@ static struct store *store;
 
 static void setup(void)
 {
-	cleanup_error struct nib_error *e = NULL;
-
 	tmp = test_mkdtemp();
-	settings = settings_new();
-	free(settings->store_root);
-	settings->store_root = xasprintf("%s/root", tmp);
-	free(settings->state_dir);
-	settings->state_dir = xasprintf("%s/state", tmp);
-	free(settings->log_dir);
-	settings->log_dir = xasprintf("%s/log", tmp);
+	settings = test_store_settings(tmp, NULL, "state");
 	free(settings->system);
 	settings->system = xstrdup("x86_64-linux");
-	settings->fsync_metadata = false;
-	if (local_store_open(settings, 0, &store, &e) < 0)
-		fprintf(stderr, "open: %s\n", e->msg);
+	store = test_store_open(settings);
 }
 
 static void teardown(void)

@@ -377,6 +377,56 @@ static void test_busy_wait_and_deadline(void)
 	}
 }
 
+/* nib schema 1 had no BuildRecords.sandboxed: opening such a file adds it. */
+static void test_migrate_nib1(void)
+{
+	cleanup_db struct db *db = fresh_db();
+	cleanup_error struct nib_error *e = NULL;
+	cleanup_free char *cmd = NULL;
+	struct build_record r, *got = NULL;
+	size_t n = 0;
+	int64_t id = 0;
+
+	if (db == NULL) {
+		CU_FAIL("no db");
+		return;
+	}
+	build_record_init(&r);
+	r.drv = xstrdup("/s/old.drv");
+	r.start_usec = 1;
+	CU_ASSERT_EQUAL(db_build_record_insert(db, &r, &id, &e), 0);
+	build_record_release(&r);
+	db_close(TAKE_PTR(db));
+	cmd = xasprintf("sqlite3 '%s' \"alter table BuildRecords drop column sandboxed; update "
+			"NibMeta set value = '1' where key = 'nib-schema'\" >/dev/null 2>&1",
+			dbpath);
+	if (system(cmd) != 0) {
+		fprintf(stderr, "no sqlite3 shell (3.35+): skipping\n");
+		return;
+	}
+	CU_ASSERT_EQUAL(db_open(dbpath, 0, &db, &e), 0);
+	if (db == NULL)
+		return;
+	CU_ASSERT_EQUAL(db_schema_check(db, &e), 0); /* needs the migration */
+	CU_ASSERT_EQUAL(db_schema_init(db, DB_NIX_SCHEMA_VERSION, &e), 0);
+	if (e)
+		fprintf(stderr, "%s\n", e->msg);
+	CU_ASSERT_EQUAL(db_schema_check(db, &e), 1);
+	build_record_init(&r);
+	r.drv = xstrdup("/s/new.drv");
+	r.sandboxed = 1;
+	CU_ASSERT_EQUAL(db_build_record_insert(db, &r, &id, &e), 0);
+	build_record_release(&r);
+	CU_ASSERT_EQUAL(db_build_records_query(db, NULL, 0, &got, &n, &e), 0);
+	CU_ASSERT_EQUAL(n, 2);
+	if (n == 2) {
+		CU_ASSERT_EQUAL(got[0].sandboxed, 1);
+		CU_ASSERT_EQUAL(got[1].sandboxed, -1);
+		CU_ASSERT_STRING_EQUAL(got[1].drv, "/s/old.drv");
+	}
+	build_records_free(got, n);
+}
+
 static void test_build_records(void)
 {
 	cleanup_db struct db *db = fresh_db();
@@ -441,6 +491,21 @@ static void test_build_records(void)
 	build_records_free(got, n);
 
 	build_record_init(&r);
+	r.drv = xstrdup("/s/nosandbox.drv");
+	r.sandboxed = 0;
+	CU_ASSERT_EQUAL(db_build_record_insert(db, &r, &id, &e), 0);
+	build_record_release(&r);
+	CU_ASSERT_EQUAL(db_build_records_query(db, "/s/nosandbox.drv", 0, &got, &n, &e), 0);
+	CU_ASSERT_EQUAL(n, 1);
+	if (n == 1)
+		CU_ASSERT_EQUAL(got[0].sandboxed, 0);
+	build_records_free(got, n);
+	CU_ASSERT_EQUAL(db_build_records_query(db, "/s/other.drv", 0, &got, &n, &e), 0);
+	if (n == 1)
+		CU_ASSERT_EQUAL(got[0].sandboxed, -1); /* not known */
+	build_records_free(got, n);
+
+	build_record_init(&r);
 	r.id = 12345;
 	r.drv = xstrdup("/s/x.drv");
 	CU_ASSERT_EQUAL(db_build_record_update(db, &r, &e), -1);
@@ -498,6 +563,7 @@ static CU_TestInfo tests[] = {
 	{ "transactions roll back unless committed", test_txn_rollback_by_cleanup },
 	{ "newer schema refused", test_newer_schema_refused },
 	{ "migration from Nix schema 7", test_migrate_from_nix7 },
+	{ "migration from nib schema 1", test_migrate_nib1 },
 	{ "corrupt database file", test_corrupt_file },
 	{ "busy: wait and deadline", test_busy_wait_and_deadline },
 	{ "build records", test_build_records },

@@ -1363,6 +1363,46 @@ static void test_required_features(void)
 	}
 }
 
+/* __noChroot and friends: "1" in env, a JSON Boolean in structured attrs. */
+static void test_bool_attr(void)
+{
+	static const struct {
+		const char *env, *json;
+		int want; /* -1: an error */
+	} v[] = {
+		{ "1", NULL, 1 },
+		{ "true", NULL, 0 },
+		{ "", NULL, 0 },
+		{ "0", NULL, 0 },
+		{ NULL, NULL, 0 },
+		{ "1", "{}", 0 }, /* with structured attrs the env is not looked at */
+		{ NULL, "{\"__noChroot\":true}", 1 },
+		{ NULL, "{\"__noChroot\":false}", 0 },
+		{ NULL, "{\"__noChroot\":\"1\"}", -1 },
+		{ NULL, "[", -1 },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(v); i++) {
+		cleanup_derivation struct derivation *d = parse_simple();
+		cleanup_error struct nib_error *e = NULL;
+		bool got = false;
+
+		if (d == NULL)
+			continue;
+		if (v[i].env)
+			derivation_set_env(d, "__noChroot", v[i].env);
+		if (v[i].json)
+			derivation_set_env(d, "__json", v[i].json);
+		if (v[i].want < 0) {
+			CU_ASSERT_EQUAL(derivation_get_bool_attr(d, "__noChroot", &got, &e), -1);
+			CU_ASSERT(e && e->code == NIB_E_INVALID);
+			continue;
+		}
+		CU_ASSERT_EQUAL(derivation_get_bool_attr(d, "__noChroot", &got, &e), 0);
+		CU_ASSERT_EQUAL(got, v[i].want == 1);
+	}
+}
+
 /* Structured attrs are written compactly, keys sorted, with nlohmann's escapes. */
 static void test_structured_dump(void)
 {
@@ -1395,6 +1435,7 @@ static CU_TestInfo api_tests[] = {
 	{ "print several", test_print_json_many },
 	{ "references", test_references },
 	{ "required features", test_required_features },
+	{ "Boolean attributes", test_bool_attr },
 	{ "structured attrs dump", test_structured_dump },
 	CU_TEST_INFO_NULL,
 };

@@ -21,6 +21,7 @@
 #include "local-store.h"
 #include "nar.h"
 #include "settings.h"
+#include "store-fixture.h"
 #include "store.h"
 #include "strbuf.h"
 #include "util.h"
@@ -47,14 +48,7 @@ static struct settings *settings;
 static void setup(void)
 {
 	tmp = test_mkdtemp();
-	settings = settings_new();
-	free(settings->store_dir);
-	settings->store_dir = xstrdup("/nix/store");
-	free(settings->store_root);
-	settings->store_root = xasprintf("%s/root", tmp);
-	free(settings->state_dir);
-	settings->state_dir = xasprintf("%s/state", tmp);
-	settings->fsync_metadata = false;
+	settings = test_store_settings(tmp, "/nix/store", "state");
 }
 
 static void teardown(void)
@@ -68,14 +62,7 @@ static void teardown(void)
 
 static struct store *open_store(void)
 {
-	struct store *s = NULL;
-	cleanup_error struct nib_error *e = NULL;
-
-	if (local_store_open(settings, 0, &s, &e) < 0) {
-		fprintf(stderr, "open: %s\n", e->msg);
-		return NULL;
-	}
-	return s;
+	return test_store_open(settings);
 }
 
 static char *real_of(const char *logical)

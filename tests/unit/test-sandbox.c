@@ -339,6 +339,213 @@ static void test_optional_bind(void)
 		CU_ASSERT_PTR_NOT_NULL(strstr(out, "rc=1")); /* no /opt at all */
 }
 
+/* ---- without a sandbox ---- */
+
+static char *store, *plain_out;
+
+static void plain_setup(void)
+{
+	setup();
+	if (dir == NULL)
+		return;
+	store = path_join(dir, "store");
+	plain_out = path_join(store, ".out");
+	/* The builder walks host paths: the test directory must be reachable. */
+	if (chmod(dir, 0755) < 0 || mkdir(store, 0755) < 0 || mkdir(plain_out, 0700) < 0)
+		perror("plain_setup");
+}
+
+static void plain_teardown(void)
+{
+	teardown();
+	free(store);
+	free(plain_out);
+	store = plain_out = NULL;
+}
+
+static void plain_spec(struct sandbox_spec *s, char **argv)
+{
+	sandbox_spec_init(s);
+	s->builder = BUSYBOX;
+	s->argv = argv;
+	s->envp = env;
+	s->flags = SANDBOX_NONE;
+	s->host_uid = FIRST_ID;
+	s->host_gid = FIRST_ID;
+	s->id_count = 262144;
+	s->build_dir = build_dir;
+	s->store_dir = store;
+	s->output_dir = plain_out;
+	s->user_name = "nixbld";
+}
+
+static void test_plain_invalid_specs(void)
+{
+	char *argv[] = { S("busybox"), S("true"), NULL };
+	struct sandbox_spec s;
+
+	if (dir == NULL)
+		return;
+	plain_spec(&s, argv);
+	s.host_uid = 0;
+	expect_invalid(&s, NIB_E_INVALID, "refusing to build as root");
+	plain_spec(&s, argv);
+	s.flags |= SANDBOX_UID_RANGE;
+	expect_invalid(&s, NIB_E_INVALID, "uid-range build cannot run without a sandbox");
+	plain_spec(&s, argv);
+	s.store_dir = "/x:y/store";
+	expect_invalid(&s, NIB_E_INVALID, "containing ',', ':' or '\\'");
+	plain_spec(&s, argv);
+	s.output_dir = NULL;
+	expect_invalid(&s, NIB_E_INVALID, "must be absolute");
+	plain_spec(&s, argv);
+	s.user_name = "a:b";
+	expect_invalid(&s, NIB_E_INVALID, "invalid user name");
+	if (geteuid() == 0) {
+		/* The output directory holds root's files: nobody else may reach it. */
+		plain_spec(&s, argv);
+		CU_ASSERT_EQUAL(chmod(plain_out, 0755), 0);
+		expect_invalid(&s, NIB_E_INVALID, "must be root's, mode 0700");
+	}
+}
+
+static bool check_plain_live(void)
+{
+	static int plain_live = -1;
+	FILE *f;
+	char line[256];
+
+	if (dir == NULL)
+		return false;
+	if (plain_live < 0) {
+		plain_live = 0;
+		f = fopen("/proc/filesystems", "re");
+		while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+			if (strstr(line, "\toverlay\n") != NULL)
+				plain_live = geteuid() == 0 && access(BUSYBOX, X_OK) == 0;
+		if (f != NULL)
+			fclose(f);
+		if (!plain_live)
+			fprintf(stderr, "\n  (unsandboxed tests need root, overlayfs and %s)\n",
+				BUSYBOX);
+	}
+	return plain_live;
+}
+
+static void test_plain_run(void)
+{
+	cleanup_seccomp_bpf struct seccomp_bpf *bpf = NULL;
+	cleanup_error struct nib_error *e = NULL;
+	cleanup_free char *out = NULL, *want = NULL, *script = NULL, *in = NULL, *passwd = NULL;
+	cleanup_free char *passwd_after = NULL, *upper_out = NULL, *real_out = NULL;
+	char *argv[] = { S("busybox"), S("sh"), S("-c"), NULL, NULL };
+	struct sandbox_spec s;
+	struct stat st;
+	int status;
+
+	if (!check_plain_live())
+		return;
+	in = path_join(store, "aaa-in");
+	CU_ASSERT_EQUAL(mkdir(in, 0555), 0);
+	CU_ASSERT_EQUAL(read_file_at(AT_FDCWD, "/etc/passwd", 64 << 20, &passwd, NULL, &e), 0);
+	script = xasprintf("B=" BUSYBOX "; $B id -u; $B id -un; $B id -G; $B pwd; "
+			   "$B grep '^nixbld:' /etc/passwd; $B grep '^nixbld:' /etc/group; "
+			   "echo built > %s/abc-out; $B touch %s/aaa-in/x 2>/dev/null && echo "
+			   "bad; $B chmod 4755 %s/abc-out 2>/dev/null && echo setuid",
+			   store, store, store);
+	argv[3] = script;
+	CU_ASSERT_EQUAL(seccomp_bpf_build(&bpf, &e), 0);
+	plain_spec(&s, argv);
+	s.seccomp = bpf;
+	status = run(&s, &out);
+	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+	want = xasprintf("%u\nnixbld\n%u\n%s\n"
+			 "nixbld:x:%u:%u:Nix build user:/homeless-shelter:/noshell\n"
+			 "nixbld:!:%u:\n",
+			 FIRST_ID, FIRST_ID, build_dir, FIRST_ID, FIRST_ID, FIRST_ID);
+	if (out != NULL)
+		CU_ASSERT_STRING_EQUAL(out, want);
+	/* The output is in the upper layer, the real store has nothing new. */
+	upper_out = xasprintf("%s/upper/abc-out", plain_out);
+	real_out = path_join(store, "abc-out");
+	CU_ASSERT_EQUAL(lstat(upper_out, &st), 0);
+	CU_ASSERT_EQUAL(st.st_uid, FIRST_ID);
+	CU_ASSERT_EQUAL(st.st_gid, FIRST_ID);
+	CU_ASSERT_EQUAL(st.st_mode & 07777, 0644);
+	CU_ASSERT_EQUAL(lstat(real_out, &st), -1);
+	CU_ASSERT_EQUAL(lstat(build_dir, &st), 0);
+	CU_ASSERT_EQUAL(st.st_uid, FIRST_ID);
+	CU_ASSERT_EQUAL(read_file_at(AT_FDCWD, "/etc/passwd", 64 << 20, &passwd_after, NULL, &e),
+			0);
+	if (passwd != NULL && passwd_after != NULL)
+		CU_ASSERT_STRING_EQUAL(passwd, passwd_after);
+}
+
+static void test_plain_errors(void)
+{
+	cleanup_error struct nib_error *e = NULL;
+	cleanup_free char *out = NULL;
+	struct sandbox *sb = NULL;
+	char *argv[] = { S("busybox"), S("true"), NULL };
+	struct sandbox_spec s;
+
+	if (!check_plain_live())
+		return;
+	plain_spec(&s, argv);
+	s.builder = "/no/such/builder";
+	CU_ASSERT_EQUAL(sandbox_spawn(&s, &sb, &e), -1);
+	if (e != NULL)
+		CU_ASSERT_STRING_EQUAL(e->msg, "cannot execute builder '/no/such/builder': No such "
+					       "file or directory");
+	nib_error_clear(&e);
+	CU_ASSERT_PTR_NULL(sb);
+
+	/* The store directory must exist to be overlaid. */
+	test_rmtree(plain_out);
+	CU_ASSERT_EQUAL(mkdir(plain_out, 0700), 0);
+	plain_spec(&s, argv);
+	s.store_dir = "/nonexistent-nib-store";
+	CU_ASSERT_EQUAL(sandbox_spawn(&s, &sb, &e), -1);
+	if (e != NULL)
+		CU_ASSERT_STRING_EQUAL(e->msg, "setup of the unsandboxed build failed at 'mounting "
+					       "the store overlay on /nonexistent-nib-store': No "
+					       "such file or directory");
+	CU_ASSERT_PTR_NULL(sb);
+}
+
+static void test_plain_kill(void)
+{
+	cleanup_error struct nib_error *e = NULL;
+	cleanup_sandbox struct sandbox *sb = NULL;
+	char *argv[] = { S("busybox"), S("sleep"), S("100"), NULL };
+	struct sandbox_spec s;
+	int status = 0;
+
+	if (!check_plain_live())
+		return;
+	plain_spec(&s, argv);
+	CU_ASSERT_EQUAL(sandbox_spawn(&s, &sb, &e), 0);
+	if (sb == NULL)
+		return;
+	/* Its own session and process group. */
+	CU_ASSERT_EQUAL(getsid(sandbox_pid(sb)), sandbox_pid(sb));
+	CU_ASSERT_EQUAL(sandbox_kill(sb, SIGKILL, &e), 0);
+	CU_ASSERT_EQUAL(sandbox_wait(sb, true, &status, NULL, &e), 1);
+	CU_ASSERT(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
+static CU_TestInfo plain_spec_tests[] = {
+	{ "invalid unsandboxed specs fail before anything runs", test_plain_invalid_specs },
+	CU_TEST_INFO_NULL,
+};
+
+static CU_TestInfo plain_live_tests[] = {
+	{ "runs as the slot's UID, named, writing the store through an overlay", test_plain_run },
+	{ "setup and exec failures are reported", test_plain_errors },
+	{ "its own session, killed", test_plain_kill },
+	CU_TEST_INFO_NULL,
+};
+
 static CU_TestInfo spec_tests[] = {
 	{ "sandbox-paths entries", test_parse_path },
 	{ "invalid specs fail before anything runs", test_invalid_specs },
@@ -357,6 +564,8 @@ static CU_TestInfo live_tests[] = {
 static CU_SuiteInfo suites[] = {
 	{ "sandbox-spec", NULL, NULL, setup, teardown, spec_tests },
 	{ "sandbox-live", NULL, NULL, setup, teardown, live_tests },
+	{ "nosandbox-spec", NULL, NULL, plain_setup, plain_teardown, plain_spec_tests },
+	{ "nosandbox-live", NULL, NULL, plain_setup, plain_teardown, plain_live_tests },
 	CU_SUITE_INFO_NULL,
 };
 

@@ -20,6 +20,7 @@
 
 #include "cunit-run.h"
 #include "cleanup.h"
+#include "derivation.h"
 #include "local-store.h"
 #include "log.h"
 #include "nar.h"
@@ -66,6 +67,7 @@ struct server {
 	pid_t pid;
 	int fd;
 	bool trusted;
+	bool no_builds;
 	int result;
 	char *errmsg;
 	struct settings *settings;
@@ -77,7 +79,9 @@ static void *server_main(void *arg)
 	cleanup_error struct nib_error *e = NULL;
 	cleanup_store struct store *store = NULL;
 	cleanup_proto_conn struct proto_conn *conn = proto_conn_new_fd(sv->fd, sv->fd, true);
-	struct serve_peer peer = { .uid = 1000, .trusted = sv->trusted, .tag = "test" };
+	struct serve_peer peer = {
+		.uid = 1000, .trusted = sv->trusted, .tag = "test", .no_builds = sv->no_builds
+	};
 
 	sv->result = -1;
 	if (local_store_open(sv->settings, 0, &store, &e) < 0) {
@@ -90,12 +94,13 @@ static void *server_main(void *arg)
 	return NULL;
 }
 
-/* Start a server thread; returns the client's fd. */
-static int server_start(struct server *sv, bool trusted)
+/* Start a server process (no_builds: refuse to run builders); returns the client's fd. */
+static int server_start_opts(struct server *sv, bool trusted, bool no_builds)
 {
 	int sp[2];
 
 	memset(sv, 0, sizeof(*sv));
+	sv->no_builds = no_builds;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
 		return -1;
 	sv->fd = sp[1];
@@ -113,6 +118,11 @@ static int server_start(struct server *sv, bool trusted)
 	}
 	close(sp[1]);
 	return sp[0];
+}
+
+static int server_start(struct server *sv, bool trusted)
+{
+	return server_start_opts(sv, trusted, false);
 }
 
 static int server_join(struct server *sv)
@@ -198,6 +208,19 @@ static void test_queries_and_adds(void)
 	CU_ASSERT(ri.ultimate);
 	store_path_info_release(&ri);
 	store_path_info_release(&li);
+
+	/* QueryAllValidPaths: the same list both ways. */
+	{
+		cleanup_strv char **all_r = NULL;
+		cleanup_strv char **all_l = NULL;
+		CU_ASSERT_EQUAL(store_query_all_valid(rem, &all_r, &e), 0);
+		CU_ASSERT_EQUAL(store_query_all_valid(loc, &all_l, &e), 0);
+		CU_ASSERT_EQUAL(strv_length(all_r), 3);
+		CU_ASSERT_EQUAL(strv_length(all_r), strv_length(all_l));
+		for (size_t i = 0; all_r != NULL && all_l != NULL && all_r[i] != NULL; i++)
+			CU_ASSERT_STRING_EQUAL(all_r[i], all_l[i]);
+		CU_ASSERT(all_r != NULL && strv_contains(all_r, p_tree));
+	}
 
 	/* Not valid. */
 	{
@@ -352,6 +375,54 @@ static void test_set_options_untrusted(void)
 	strbuf_release(&cap.text);
 	proto_conn_free(TAKE_PTR(c));
 	CU_ASSERT_EQUAL(server_join(&sv), -1);
+}
+
+/* nib's client side of SetOptions: only what the user chose is sent; the daemon's answers. */
+static void test_set_options_client(void)
+{
+	cleanup_error struct nib_error *e = NULL;
+	cleanup_settings struct settings *mine = settings_new();
+	struct captured cap = { STRBUF_INIT };
+	struct proto_log_handlers h = { .userdata = &cap, .next = capture_next };
+	struct store *rem = NULL;
+	struct server sv;
+	int fd = server_start(&sv, false);
+
+	CU_ASSERT_EQUAL(remote_store_open_fd(settings, fd, fd, &rem, &e), 0);
+	if (rem == NULL)
+		return;
+	remote_store_set_log_handlers(rem, &h);
+	CU_ASSERT_EQUAL(
+		settings_set(mine, "store-dir", settings->store_dir, ORIGIN_CMDLINE, NULL, &e), 0);
+	/* Nothing chosen (locations aside): nothing sent, no warning. */
+	CU_ASSERT_EQUAL(remote_store_set_options(rem, mine, PROTO_LVL_INFO, &e), 0);
+	CU_ASSERT_EQUAL(cap.text.len, 0);
+	/* From the settings file: not the user's choice for this invocation, not sent. */
+	CU_ASSERT_EQUAL(settings_set(mine, "filter-syscalls", "false", ORIGIN_FILE, NULL, &e), 0);
+	/* Location settings are the client's own business: not sent. */
+	CU_ASSERT_EQUAL(settings_set(mine, "state-dir", "/elsewhere", ORIGIN_CMDLINE, NULL, &e), 0);
+	/* Chosen now: sent; the daemon ignores the restricted one and says so. */
+	CU_ASSERT_EQUAL(settings_set(mine, "sandbox", "false", ORIGIN_CMDLINE, NULL, &e), 0);
+	CU_ASSERT_EQUAL(settings_set(mine, "timeout", "7", ORIGIN_INLINE, NULL, &e), 0);
+	CU_ASSERT_EQUAL(settings_set(mine, "max-build-log-size", "1M", ORIGIN_CMDLINE, NULL, &e),
+			0);
+	CU_ASSERT_EQUAL(remote_store_set_options(rem, mine, PROTO_LVL_TALKATIVE, &e), 0);
+	CU_ASSERT(cap.text.buf != NULL &&
+		  strstr(cap.text.buf, "ignoring the client-specified setting 'sandbox'") != NULL);
+	CU_ASSERT(cap.text.buf != NULL && strstr(cap.text.buf, "filter-syscalls") == NULL);
+	CU_ASSERT(cap.text.buf != NULL && strstr(cap.text.buf, "state-dir") == NULL);
+	CU_ASSERT(cap.text.buf != NULL && strstr(cap.text.buf, "'timeout'") == NULL);
+	/* The daemon has no log limit; a client may lower it (0 = none is the highest). */
+	CU_ASSERT(cap.text.buf != NULL && strstr(cap.text.buf, "max-build-log-size") == NULL);
+	/* Raising it back to "no limit" is refused. */
+	strbuf_reset(&cap.text);
+	CU_ASSERT_EQUAL(settings_set(mine, "max-build-log-size", "0", ORIGIN_CMDLINE, NULL, &e), 0);
+	CU_ASSERT_EQUAL(remote_store_set_options(rem, mine, PROTO_LVL_INFO, &e), 0);
+	CU_ASSERT(cap.text.buf != NULL &&
+		  strstr(cap.text.buf, "'max-build-log-size', because it raises") != NULL);
+	strbuf_release(&cap.text);
+	store_close(rem);
+	CU_ASSERT_EQUAL(server_join(&sv), 0);
 }
 
 static void test_old_client_invalid_path(void)
@@ -548,12 +619,164 @@ static void test_add_fixed_flat(void)
 	CU_ASSERT_EQUAL(server_join(&sv), 0);
 }
 
+/* A derivation from JSON, its output paths filled in; *ret_drv_path its .drv path. */
+static struct derivation *make_drv(const char *json, char **ret_drv_path)
+{
+	cleanup_error struct nib_error *e = NULL;
+	cleanup_drv_hasher struct drv_hasher *h = drv_hasher_new(settings->store_dir, NULL, NULL);
+	struct derivation *d = NULL;
+	struct store_path sp;
+
+	if (derivation_parse_json(json, strlen(json), settings->store_dir, NULL, &d, &e) < 0 ||
+	    derivation_fill_outputs(h, d, &e) < 0 ||
+	    derivation_store_path(settings->store_dir, d, &sp, NULL, NULL, &e) < 0) {
+		fprintf(stderr, "make_drv: %s\n", e->msg);
+		derivation_free(d);
+		return NULL;
+	}
+	*ret_drv_path = store_path_to_string(settings->store_dir, &sp);
+	return d;
+}
+
+#define FOD_JSON                                                                        \
+	"{\"name\": \"fod\", \"system\": \"x86_64-linux\", \"builder\": \"/bin/sh\", "  \
+	"\"args\": [\"-c\", \"echo x > $out\"], \"outputs\": {\"out\": {\"hashAlgo\": " \
+	"\"r:sha256\", \"hash\": "                                                      \
+	"\"ecb6c3c3b5ad697c989147f794ae3f5cf9d27f6e0358773280180f00828a6b42\"}}, \"env\": {}}"
+#define IA_JSON                                                                       \
+	"{\"name\": \"ia\", \"system\": \"x86_64-linux\", \"builder\": \"/bin/sh\", " \
+	"\"args\": [\"-c\", \"echo y > $out\"], \"outputs\": {\"out\": {}}, \"env\": {}}"
+
+/* BuildDerivation: who may send what, and what is checked before anything builds. */
+static void test_build_derivation(void)
+{
+	cleanup_error struct nib_error *e = NULL;
+	cleanup_free char *fod_path = NULL, *ia_path = NULL;
+	cleanup_derivation struct derivation *fod = make_drv(FOD_JSON, &fod_path);
+	cleanup_derivation struct derivation *ia = make_drv(IA_JSON, &ia_path);
+	struct proto_build_result res = { 0 };
+	struct store *rem = NULL;
+	struct server sv;
+	int fd;
+
+	if (fod == NULL || ia == NULL) {
+		CU_FAIL("derivations");
+		return;
+	}
+
+	/* Untrusted. */
+	fd = server_start(&sv, false);
+	CU_ASSERT_EQUAL(remote_store_open_fd(settings, fd, fd, &rem, &e), 0);
+	if (rem == NULL)
+		return;
+	/* Input-addressed: refused, and the connection goes on. */
+	CU_ASSERT_EQUAL(remote_store_build_derivation(rem, ia_path, ia, 0, &res, &e), -1);
+	CU_ASSERT(e != NULL && e->code == NIB_E_DENIED &&
+		  strstr(e->msg, "not privileged to build input-addressed") != NULL);
+	nib_error_clear(&e);
+	/* Fixed-output with an output path that is not its own: refused. */
+	{
+		cleanup_free char *good = fod->outputs[0].path;
+		fod->outputs[0].path = xstrdup(ia->outputs[0].path);
+		CU_ASSERT_EQUAL(remote_store_build_derivation(rem, fod_path, fod, 0, &res, &e), -1);
+		CU_ASSERT(e != NULL && strstr(e->msg, "output 'out'") != NULL);
+		nib_error_clear(&e);
+		free(fod->outputs[0].path);
+		fod->outputs[0].path = TAKE_PTR(good);
+	}
+	/* Repair needs trust. */
+	CU_ASSERT_EQUAL(remote_store_build_derivation(rem, fod_path, fod, PROTO_BUILD_MODE_REPAIR,
+						      &res, &e),
+			-1);
+	CU_ASSERT(e != NULL && e->code == NIB_E_DENIED);
+	nib_error_clear(&e);
+	/* Fixed-output, sent under a made-up .drv path: accepted, written to the store
+	 * under its own path, then built (here: refused, builds are disabled). */
+	{
+		cleanup_free char *fake = xasprintf("%s/00000000000000000000000000000000-fod.drv",
+						    settings->store_dir);
+		store_close(rem);
+		CU_ASSERT_EQUAL(server_join(&sv), 0);
+		fd = server_start_opts(&sv, false, true);
+		rem = NULL;
+		CU_ASSERT_EQUAL(remote_store_open_fd(settings, fd, fd, &rem, &e), 0);
+		if (rem == NULL)
+			return;
+		CU_ASSERT_EQUAL(remote_store_build_derivation(rem, fake, fod, 0, &res, &e), 0);
+		CU_ASSERT_EQUAL(res.status, PROTO_BUILD_MISC_FAILURE);
+		CU_ASSERT(res.error_msg != NULL && strstr(res.error_msg, "disabled") != NULL);
+		proto_build_result_release(&res);
+		CU_ASSERT_EQUAL(store_is_valid(rem, fod_path, &e), 1);
+		CU_ASSERT_EQUAL(store_is_valid(rem, fake, &e), 0);
+	}
+	store_close(rem);
+	rem = NULL;
+	CU_ASSERT_EQUAL(server_join(&sv), 0);
+
+	/* Trusted. */
+	fd = server_start_opts(&sv, true, true);
+	CU_ASSERT_EQUAL(remote_store_open_fd(settings, fd, fd, &rem, &e), 0);
+	if (rem == NULL)
+		return;
+	/* Input-addressed, not in the store: taken as given, on to the build. */
+	CU_ASSERT_EQUAL(remote_store_build_derivation(rem, ia_path, ia, 0, &res, &e), 0);
+	CU_ASSERT_EQUAL(res.status, PROTO_BUILD_MISC_FAILURE);
+	CU_ASSERT(res.error_msg != NULL && strstr(res.error_msg, "disabled") != NULL);
+	proto_build_result_release(&res);
+	/* An input source that is not valid: a failed result, nothing built. */
+	{
+		cleanup_free char *p2 = NULL;
+		cleanup_derivation struct derivation *d2 = make_drv(IA_JSON, &p2);
+		char *missing =
+			xasprintf("%s/11111111111111111111111111111111-src", settings->store_dir);
+
+		strv_free(d2->srcs);
+		d2->srcs = xcalloc(2, sizeof(char *));
+		d2->srcs[0] = missing;
+		d2->n_srcs = 1;
+		CU_ASSERT_EQUAL(remote_store_build_derivation(rem, p2, d2, 0, &res, &e), 0);
+		CU_ASSERT_EQUAL(res.status, PROTO_BUILD_MISC_FAILURE);
+		CU_ASSERT(res.error_msg != NULL && strstr(res.error_msg, "is not valid") != NULL);
+		proto_build_result_release(&res);
+	}
+	/* Repair: not implemented. */
+	CU_ASSERT_EQUAL(remote_store_build_derivation(rem, fod_path, fod, PROTO_BUILD_MODE_REPAIR,
+						      &res, &e),
+			-1);
+	CU_ASSERT(e != NULL && e->code == NIB_E_UNSUPPORTED);
+	nib_error_clear(&e);
+	/* Outputs valid already: AlreadyValid with builtOutputs. */
+	{
+		cleanup_store struct store *loc = local();
+		cleanup_free char *p = NULL;
+		cleanup_free char *base = NULL;
+		/* The fixed output: a file "x\n", whose NAR hash FOD_JSON declares. */
+		cleanup_free char *src = path_join(dir, "x");
+
+		CU_ASSERT_EQUAL(test_write_file(src, "x\n"), 0);
+		CU_ASSERT_EQUAL(store_add_path(loc, src, "fod", &p, &e), 0);
+		CU_ASSERT(p != NULL && STREQ(p, fod->outputs[0].path));
+		CU_ASSERT_EQUAL(remote_store_build_derivation(rem, fod_path, fod, 0, &res, &e), 0);
+		CU_ASSERT_EQUAL(res.status, PROTO_BUILD_ALREADY_VALID);
+		CU_ASSERT_EQUAL(res.n_built_outputs, 1);
+		base = xstrdup(strrchr(fod->outputs[0].path, '/') + 1);
+		CU_ASSERT(res.n_built_outputs == 1 &&
+			  strstr(res.built_outputs[0].second, base) != NULL &&
+			  strstr(res.built_outputs[0].first, "!out") != NULL);
+		proto_build_result_release(&res);
+	}
+	store_close(rem);
+	CU_ASSERT_EQUAL(server_join(&sv), 0);
+}
+
 static CU_TestInfo tests[] = {
 	{ "AddToStore flat and bad methods", test_add_fixed_flat },
 	{ "queries and adds through the remote store", test_queries_and_adds },
 	{ "AddToStoreNar needs trust", test_add_nar_trust },
 	{ "untrusted SetOptions, repair, unknown op", test_set_options_untrusted },
 	{ "old client: invalid path is an error", test_old_client_invalid_path },
+	{ "SetOptions from nib's client", test_set_options_client },
+	{ "BuildDerivation: trust, checks, results", test_build_derivation },
 	{ "recorded Nix 2.8 sessions", test_sessions },
 	CU_TEST_INFO_NULL,
 };

@@ -22,6 +22,7 @@
 #include "local-store.h"
 #include "nar.h"
 #include "settings.h"
+#include "store-fixture.h"
 #include "store.h"
 #include "strbuf.h"
 #include "util.h"
@@ -42,14 +43,7 @@ static struct settings *settings;
 static void setup(void)
 {
 	tmp = test_mkdtemp();
-	settings = settings_new();
-	free(settings->store_dir);
-	settings->store_dir = xstrdup("/nix/store");
-	free(settings->store_root);
-	settings->store_root = xasprintf("%s/root", tmp);
-	free(settings->state_dir);
-	settings->state_dir = xasprintf("%s/root/nix/var/nix", tmp);
-	settings->fsync_metadata = false;
+	settings = test_store_settings(tmp, "/nix/store", "root/nix/var/nix");
 }
 
 static void teardown(void)
@@ -63,14 +57,7 @@ static void teardown(void)
 
 static struct store *open_store(void)
 {
-	struct store *s = NULL;
-	cleanup_error struct nib_error *e = NULL;
-
-	if (local_store_open(settings, 0, &s, &e) < 0) {
-		fprintf(stderr, "open: %s\n", e->msg);
-		return NULL;
-	}
-	return s;
+	return test_store_open(settings);
 }
 
 static char *src_path(const char *name)
@@ -203,6 +190,12 @@ static void test_add_text_and_refs(void)
 		return;
 	}
 	make_sources();
+	/* An empty store lists nothing. */
+	{
+		cleanup_strv char **all = NULL;
+		CU_ASSERT_EQUAL(store_query_all_valid(s, &all, &e), 0);
+		CU_ASSERT(all != NULL && all[0] == NULL);
+	}
 	CU_ASSERT_EQUAL(store_add_text(s, "foo", "bar", 3, NULL, &foo, &e), 0);
 	CU_ASSERT_STRING_EQUAL(foo, PATH_FOO);
 
@@ -223,6 +216,18 @@ static void test_add_text_and_refs(void)
 	CU_ASSERT_EQUAL(store_query_path_info(s, PATH_WITHREF, &info, &e), 1);
 	CU_ASSERT(info.ca && STARTS_WITH(info.ca, "text:sha256:"));
 	store_path_info_release(&info);
+
+	/* Every valid path, sorted (PATH_WITHREF < PATH_F < PATH_FOO). */
+	{
+		cleanup_strv char **all = NULL;
+		CU_ASSERT_EQUAL(store_query_all_valid(s, &all, &e), 0);
+		CU_ASSERT_EQUAL(strv_length(all), 3);
+		if (strv_length(all) == 3) {
+			CU_ASSERT_STRING_EQUAL(all[0], PATH_WITHREF);
+			CU_ASSERT_STRING_EQUAL(all[1], PATH_F);
+			CU_ASSERT_STRING_EQUAL(all[2], PATH_FOO);
+		}
+	}
 
 	/* A malformed reference. */
 	CU_ASSERT_EQUAL(store_add_text(s, "x", "y", 1, badref, &bad, &e), -1);

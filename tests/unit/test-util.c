@@ -190,6 +190,28 @@ static void test_rm_rf(void)
 	CU_ASSERT_PTR_NULL(e);
 }
 
+static void test_read_link_abs(void)
+{
+	cleanup_free char *abs_link = path_join(tmp, "abs");
+	cleanup_free char *rel_link = path_join(tmp, "rel");
+	cleanup_free char *file = path_join(tmp, "file");
+	cleanup_free char *want_rel = path_join(tmp, "sub/target");
+	cleanup_free char *a = NULL, *r = NULL, *f = NULL, *m = NULL;
+
+	CU_ASSERT_EQUAL(symlink("/some/where", abs_link), 0);
+	CU_ASSERT_EQUAL(symlink("sub/target", rel_link), 0);
+	CU_ASSERT_EQUAL(test_write_file(file, "x"), 0);
+	a = read_link_abs(abs_link);
+	r = read_link_abs(rel_link);
+	CU_ASSERT_STRING_EQUAL(a ? a : "", "/some/where");
+	CU_ASSERT_STRING_EQUAL(r ? r : "", want_rel);
+	/* Not a symlink, or missing: NULL. */
+	f = read_link_abs(file);
+	m = read_link_abs("/nonexistent/link");
+	CU_ASSERT_PTR_NULL(f);
+	CU_ASSERT_PTR_NULL(m);
+}
+
 static void test_format_bytes(void)
 {
 	cleanup_free char *a = format_bytes(512);
@@ -261,6 +283,7 @@ static CU_TestInfo tests[] = {
 	{ "path_join", test_path_join },
 	{ "files", test_files },
 	{ "rm_rf", test_rm_rf },
+	{ "read_link_abs", test_read_link_abs },
 	{ "format_bytes", test_format_bytes },
 	{ "fd_dup_cloexec", test_fd_dup_cloexec },
 	{ "opendir_at and opendir_dup", test_opendir_helpers },
