@@ -26,6 +26,7 @@ UNIT_TESTS = \
 	%reldir%/unit/test-db \
 	%reldir%/unit/test-store \
 	%reldir%/unit/test-gc \
+	%reldir%/unit/test-build-env \
 	%reldir%/unit/test-nar \
 	%reldir%/unit/test-refscan \
 	%reldir%/unit/test-seccomp \
@@ -65,6 +66,9 @@ TESTS += $(UNIT_TESTS)
 %canon_reldir%_unit_test_gc_SOURCES = %reldir%/unit/test-gc.c $(UNIT_COMMON) $(STORE_FIXTURE)
 %canon_reldir%_unit_test_gc_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_gc_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_build_env_SOURCES = %reldir%/unit/test-build-env.c $(UNIT_COMMON) $(STORE_FIXTURE)
+%canon_reldir%_unit_test_build_env_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_build_env_LDADD = $(UNITLDADD)
 %canon_reldir%_unit_test_nar_SOURCES = %reldir%/unit/test-nar.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_nar_CPPFLAGS = $(UNITCPPFLAGS) \
 	-DNIB_TEST_DATA_DIR='"$(abs_top_srcdir)/tests/data"'
