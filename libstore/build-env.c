@@ -150,19 +150,21 @@ static bool shell_name(const char *s)
 
 /*
  * A scalar bash can hold, appended to out: strings quoted, integral numbers
- * as integers, null as '', true as 1 and false as nothing.  false when v is
- * something else (a fraction, a list, an object).
+ * as integers, null (and a number too large for a double) as '', true as 1
+ * and false as nothing.  false when v is something else (a fraction, a
+ * list, an object).
  */
 static bool shell_scalar(struct strbuf *out, const cJSON *v)
 {
 	if (cJSON_IsString(v)) {
 		build_env_shell_quote(out, v->valuestring);
-	} else if (cJSON_IsNumber(v)) {
+	} else if (cJSON_IsNumber(v) && isfinite(v->valuedouble)) {
 		double x = v->valuedouble;
-		if (!isfinite(x) || x != floor(x) || fabs(x) >= 9.2e18)
+		if (x != floor(x) || fabs(x) >= 9.2e18)
 			return false;
 		strbuf_addf(out, "%lld", (long long)x);
-	} else if (cJSON_IsNull(v)) {
+	} else if (cJSON_IsNull(v) || cJSON_IsNumber(v)) {
+		/* An overflowing number (1e999) is null in .attrs.json too. */
 		strbuf_addstr(out, "''");
 	} else if (cJSON_IsBool(v)) {
 		if (cJSON_IsTrue(v))

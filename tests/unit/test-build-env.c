@@ -86,6 +86,8 @@ static void test_sh_scalars(void)
 		 "declare t=1\n"
 		 "declare whole=2\n");
 	check_sh("{\"q\":\"it's\\n\"}", "declare q='it'\\''s\n'\n");
+	/* Too large for a double: null in .attrs.json, so '' here. */
+	check_sh("{\"inf\":1e999,\"ninf\":[-1e999]}", "declare inf=''\ndeclare -a ninf=('' )\n");
 }
 
 static void test_sh_lists(void)
