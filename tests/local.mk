@@ -160,6 +160,7 @@ INTEGRATION_TESTS = \
 	%reldir%/integration/t0404-build-uid-range.sh \
 	%reldir%/integration/t0405-build-nosandbox.sh \
 	%reldir%/integration/t0406-build-relaxed.sh \
+	%reldir%/integration/t0410-build-attrs.sh \
 	%reldir%/integration/t0500-daemon.sh \
 	%reldir%/integration/t0501-daemon-build.sh \
 	%reldir%/integration/t0502-daemon-shared.sh \
@@ -168,6 +169,7 @@ TESTS += $(INTEGRATION_TESTS)
 # Run by hand against Debian's nix-bin (docs/interop-store.md); never by make check.
 EXTRA_DIST += %reldir%/interop/store-nix.sh docs/interop-store.md
 EXTRA_DIST += $(INTEGRATION_TESTS) %reldir%/integration/lib.sh %reldir%/data/nar %reldir%/data/derivations \
+	%reldir%/data/attrs \
 	%reldir%/integration/sandbox-lib.sh %reldir%/integration/build-lib.sh
 
 # Helper programs the integration tests drive.
