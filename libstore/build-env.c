@@ -919,13 +919,66 @@ static int check_one(const struct check_ctx *c, size_t k, const struct out_check
 	return 0;
 }
 
+/*
+ * Outputs may refer to each other, but not in a cycle (nothing could be
+ * registered first).  A depth-first walk along those references, with its
+ * own stack (a builder chooses how long a chain is); state 1 is on the
+ * current path, 2 done.  A cycle is reported as Nix reports it: the output
+ * reached again and the one it was reached from.
+ */
+static int check_cycles(const struct check_ctx *c, struct nib_error **err)
+{
+	size_t n = c->d->n_outputs;
+	cleanup_free char *state = xcalloc(n + 1, 1);
+	cleanup_free size_t *node = xcalloc(n + 1, sizeof(size_t));
+	cleanup_free size_t *next = xcalloc(n + 1, sizeof(size_t));
+
+	for (size_t top = 0; top < n; top++) {
+		size_t depth = 0;
+
+		if (state[top] != 0)
+			continue;
+		state[top] = 1;
+		node[0] = top;
+		next[0] = 0;
+		depth = 1;
+		while (depth > 0) {
+			size_t k = node[depth - 1];
+			char *const *refs = c->infos[k].references;
+			const char *r = refs != NULL ? refs[next[depth - 1]] : NULL;
+			ssize_t o;
+
+			if (r == NULL) {
+				state[k] = 2;
+				depth--;
+				continue;
+			}
+			next[depth - 1]++;
+			o = output_index(c, r);
+			if (o < 0 || (size_t)o == k || state[o] == 2)
+				continue;
+			if (state[o] == 1)
+				return nib_error_set(
+					err, NIB_E_BUILD_FAILED, 0,
+					"cycle detected in build of '%s' in the references "
+					"of output '%s' from output '%s'",
+					c->drv_path, c->d->outputs[o].name, c->d->outputs[k].name);
+			state[o] = 1;
+			node[depth] = (size_t)o;
+			next[depth] = 0;
+			depth++;
+		}
+	}
+	return 0;
+}
+
 int build_env_check_outputs(struct store *store, const char *drv_path, const struct derivation *d,
 			    const struct store_path_info *infos, struct nib_error **err)
 {
 	struct check_ctx c = { store, drv_path, d, infos };
 	cleanup_cjson cJSON *root = NULL;
 
-	if (parse_attrs(d, &root, err) < 0)
+	if (check_cycles(&c, err) < 0 || parse_attrs(d, &root, err) < 0)
 		return -1;
 	for (size_t k = 0; k < d->n_outputs; k++) {
 		struct out_checks ck;

@@ -84,8 +84,11 @@ int build_env_impure_vars(const struct derivation *d, char *const *impure_env, c
 			  struct nib_error **err);
 
 /*
- * Apply d's output checks to its new outputs: infos[i] describes output
- * d->outputs[i] (path, NAR size, references as scanned; not valid yet).
+ * Check d's new outputs: that they do not refer to each other in a cycle
+ * (as Nix: "cycle detected in build of '…' in the references of output
+ * 'dev' from output 'out'"), then d's output checks.  infos[i] describes
+ * output d->outputs[i] (path, NAR size, references as scanned; not valid
+ * yet).
  * Paths they refer to that are not outputs must be valid in store (their
  * closures and sizes are looked up there).  Returns 0 when every check
  * passes; otherwise NIB_E_BUILD_FAILED naming the output and the forbidden

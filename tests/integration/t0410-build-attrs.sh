@@ -15,7 +15,7 @@ unset NIB_TEST_IMPURE
 nibv() { "$NIB" --option system x86_64-linux "$@"; }
 vdrv() { awk -v a="$1" '$1 == a { print $2 }' "$V/top.txt"; }
 
-plan 84
+plan 86
 
 # ---- Nix 2.8's derivations ----
 mkdir "$TEST_ROOT/v"
@@ -179,6 +179,10 @@ like "names the indirect reference" "$ERR" "\(disallowedRequisites\):
 refs r-bad --env "allowedReferences=nonsense"
 run_fails "an illegal reference specifier" 1 "$NIB" build "$J/r-bad.json"
 like "says what it expects" "$ERR" "output check for 'out' contains an illegal reference specifier 'nonsense', expected store path or output name \(one of \[out\]\)"
+
+mkdrv "$J/cycle.json" cycle 'mkdir $out $dev; echo $dev > $out/d; echo $out > $dev/o' --out out --out dev
+run_fails "outputs that refer to each other in a cycle" 1 "$NIB" build "$J/cycle.json"
+like "are refused as Nix refuses them" "$ERR" "cycle detected in build of '/nib/store/[a-z0-9]{32}-cycle.drv' in the references of output 'dev' from output 'out'"
 
 # ---- outputChecks with structured attributes ----
 mksdrv "$J/oc-top.json" oc-top "\"disallowedReferences\": [\"$DEP2\"], \"dep\": \"$DEP2\"" \

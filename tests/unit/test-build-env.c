@@ -476,6 +476,26 @@ static void test_checks_plain(void)
 	check_checks("allowedReferences", A "/sub", "illegal reference specifier");
 }
 
+static void test_cycles(void)
+{
+	char *refs_dev[] = { pout, NULL }, *refs_self[] = { pdev, NULL };
+	struct store_path_info infos[2] = { { .path = pdev, .references = refs_dev },
+					    { .path = pout, .references = refs_out } };
+	cleanup_derivation struct derivation *d = make_drv(NULL);
+	cleanup_error struct nib_error *e = NULL;
+
+	CU_ASSERT_PTR_NOT_NULL(store);
+	if (store == NULL)
+		return;
+	CU_ASSERT_EQUAL(build_env_check_outputs(store, "/nib/store/x.drv", d, infos, &e), -1);
+	CU_ASSERT(e != NULL && STREQ(e->msg, "cycle detected in build of '/nib/store/x.drv' in the "
+					     "references of output 'dev' from output 'out'"));
+	/* Self-references are no cycle. */
+	nib_error_clear(&e);
+	infos[0].references = refs_self;
+	CU_ASSERT_EQUAL(build_env_check_outputs(store, "/nib/store/x.drv", d, infos, &e), 0);
+}
+
 static void test_checks_structured(void)
 {
 	cleanup_free char *closure = NULL, *limit = NULL, *msg = NULL;
@@ -689,6 +709,7 @@ static CU_TestInfo attr_tests[] = {
 static CU_TestInfo store_tests[] = {
 	{ "checks without structured attrs", test_checks_plain },
 	{ "outputChecks", test_checks_structured },
+	{ "cycles between outputs", test_cycles },
 	{ "prepare structured", test_prepare_structured },
 	{ "prepare never follows a symlink", test_prepare_symlink },
 	{ "prepare: paths outside the closure", test_prepare_graph_errors },
