@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "archive.h"
+#include "build-env.h"
 #include "build-queue.h"
 #include "build.h"
 #include "cgroup.h"
@@ -522,6 +523,10 @@ static int check_buildable(struct build_ctx *c, size_t idx, struct nib_error **e
 				     g->drv_path);
 		return 1;
 	}
+	if (build_env_validate(g->drv, store_dir(c->store), &e) < 0) {
+		g->error = xasprintf("cannot build '%s': %s", g->drv_path, e->msg);
+		return 1;
+	}
 	/*
 	 * Unlike Nix, relaxed keeps fixed-output derivations sandboxed: nib's
 	 * sandbox gives them the network already.
@@ -868,6 +873,13 @@ static void env_set(char ***env, const char *key, const char *value)
 	strv_push(env, kv);
 }
 
+/* env_set for each key, value pair of vars. */
+static void env_set_pairs(char ***env, char *const *vars)
+{
+	for (size_t i = 0; vars[i] != NULL && vars[i + 1] != NULL; i += 2)
+		env_set(env, vars[i], vars[i + 1]);
+}
+
 /*
  * The builder's environment, in Nix's order: a few defaults the derivation
  * may override, the derivation's own variables (passAsFile ones written to
@@ -881,6 +893,10 @@ static int make_env(struct job *j, char ***ret, struct nib_error **err)
 	const char *paf = derivation_get_env(d, "passAsFile");
 	cleanup_strv char **env = xcalloc(1, sizeof(char *));
 	cleanup_strv char **pass = xcalloc(1, sizeof(char *));
+	cleanup_strv char **vars = xcalloc(1, sizeof(char *)),
+			  **impure = xcalloc(1, sizeof(char *));
+	/* With structured attributes the env entries reach the builder as files only. */
+	const bool structured = build_env_is_structured(d);
 	char cores[32];
 	static const char *const build_vars[] = { "NIX_BUILD_TOP", "TMPDIR", "TEMPDIR",
 						  "TMP",	   "TEMP",   "PWD" };
@@ -899,7 +915,7 @@ static int make_env(struct job *j, char ***ret, struct nib_error **err)
 		     w = strtok_r(NULL, " \t\n\r", &save))
 			strv_push(&pass, w);
 	}
-	for (size_t i = 0; i < d->n_env; i++) {
+	for (size_t i = 0; !structured && i < d->n_env; i++) {
 		const struct drv_env *e = &d->env[i];
 		struct hash h;
 		char b32[64];
@@ -924,10 +940,20 @@ static int make_env(struct job *j, char ***ret, struct nib_error **err)
 		inside = xasprintf("%s/.attr-%s", top, b32);
 		env_set(&env, var, inside);
 	}
+	{
+		struct build_env_dir dir = { j->build_dir, top, j->slot->first_uid,
+					     j->slot->first_gid };
+		if (build_env_prepare(c->store, d, j->closure, &dir, &vars, err) < 0)
+			return -1;
+	}
+	env_set_pairs(&env, vars);
 	for (size_t i = 0; i < ARRAY_SIZE(build_vars); i++)
 		env_set(&env, build_vars[i], top);
 	if (g->fixed)
 		env_set(&env, "NIX_OUTPUT_CHECKED", "1");
+	if (g->fixed && build_env_impure_vars(d, c->s->impure_env, &impure, err) < 0)
+		return -1;
+	env_set_pairs(&env, impure);
 	env_set(&env, "NIX_LOG_FD", "2");
 	env_set(&env, "TERM", "xterm-256color");
 	*ret = TAKE_PTR(env);
@@ -1625,6 +1651,8 @@ static int job_register_outputs(struct job *j, enum build_status *ret_status,
 		r = 0;
 		goto out;
 	}
+	if (build_env_check_outputs(c->store, g->drv_path, d, infos, err) < 0)
+		goto out;
 	/* The outputs were locked and invalid: whatever is at their place is garbage. */
 	for (moved = 0; moved < n_out; moved++) {
 		if (rm_rf_at(AT_FDCWD, dsts[moved], err) < 0)

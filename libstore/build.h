@@ -41,8 +41,10 @@
  * and a cgroup "nib-build-<first UID>" (use-cgroups; build-memory-max and
  * build-pids-max as limits, which must be enforceable), bind the input
  * closure and sandbox-paths read-only, and start the builder with Nix's
- * environment.  Its stdout and stderr go through one pipe: streamed to
- * the log callback line by line and stored bzip2-compressed under
+ * environment (with what build-env.h adds: structured attributes,
+ * exportReferencesGraph, impureEnvVars).  Its stdout and stderr go through
+ * one pipe: streamed to the log callback line by line and stored
+ * bzip2-compressed under
  * <log-dir>/drvs/<2 chars>/<rest of the .drv base name>.bz2
  * (keep-build-log; compress-build-log = false stores plain text without
  * ".bz2").  timeout, max-silent-time and max-build-log-size kill it.
@@ -52,8 +54,9 @@
  * that are not regular files, directories or symlinks, are rejected; outputs
  * are canonicalised, hashed and scanned for references (input closure plus
  * the derivation's own outputs) in one pass per output, fixed-output hashes
- * checked, moved into the store and registered in one transaction with
- * their deriver.  A build record (slot, UID range, times, status, CPU,
+ * checked, the output checks applied (build-env.h: allowed and disallowed
+ * references and requisites, outputChecks), moved into the store and
+ * registered in one transaction with their deriver.  A build record (slot, UID range, times, status, CPU,
  * peak memory, log path, sandboxed or not) is written when the build
  * ends.  Finally the cgroup, the build directory (unless keep-failed
  * keeps a failed one) and the output directory are removed and the slot is

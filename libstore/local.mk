@@ -29,6 +29,7 @@ noinst_LIBRARIES += %reldir%/libstore.a
 	%reldir%/archive.c %reldir%/archive.h \
 	%reldir%/derivation-store.c %reldir%/derivation-store.h \
 	%reldir%/build.c %reldir%/build.h \
+	%reldir%/build-env.c %reldir%/build-env.h \
 	%reldir%/build-queue.c %reldir%/build-queue.h \
 	%reldir%/uid-pool.c %reldir%/uid-pool.h %reldir%/uid-pool-internal.h \
 	%reldir%/serve.c %reldir%/serve.h \

@@ -56,6 +56,9 @@ static const struct setting_desc table[] = {
 	{ "sandbox-paths", SETTING_LIST, OFF(sandbox_paths), "/bin/sh=" SANDBOX_SHELL, 0, 0, false,
 	  "Host paths made visible in every sandbox, as PATH or TARGET=SOURCE (SOURCE? when "
 	  "optional)." },
+	{ "impure-env", SETTING_LIST, OFF(impure_env), "", 0, 0, false,
+	  "NAME=VALUE words: the value a fixed-output derivation gets for a variable NAME it lists "
+	  "in impureEnvVars (else the value in the environment of the process that builds)." },
 	{ "filter-syscalls", SETTING_BOOL, OFF(filter_syscalls), "true", 0, 0, false,
 	  "Load the seccomp filter into builders (no setuid/setgid files, no extended "
 	  "attributes)." },
@@ -780,6 +783,13 @@ int settings_validate(const struct settings *s, struct nib_error **err)
 					     "setting 'sandbox-paths': entry '%s' must be an "
 					     "absolute PATH or TARGET=SOURCE",
 					     v);
+	}
+	for (char **p = s->impure_env; p && *p; p++) {
+		const char *eq = strchr(*p, '=');
+		if (eq == NULL || eq == *p)
+			return nib_error_set(err, NIB_E_CONFIG, 0,
+					     "setting 'impure-env': entry '%s' must be NAME=VALUE",
+					     *p);
 	}
 	return 0;
 }

@@ -59,6 +59,7 @@ struct settings {
 
 	int sandbox; /* enum sandbox_mode */
 	char **sandbox_paths;
+	char **impure_env; /* NAME=VALUE words for impureEnvVars */
 	bool filter_syscalls;
 	bool use_cgroups;
 	uint64_t build_memory_max;

@@ -26,6 +26,7 @@ UNIT_TESTS = \
 	%reldir%/unit/test-db \
 	%reldir%/unit/test-store \
 	%reldir%/unit/test-gc \
+	%reldir%/unit/test-build-env \
 	%reldir%/unit/test-nar \
 	%reldir%/unit/test-refscan \
 	%reldir%/unit/test-seccomp \
@@ -65,6 +66,9 @@ TESTS += $(UNIT_TESTS)
 %canon_reldir%_unit_test_gc_SOURCES = %reldir%/unit/test-gc.c $(UNIT_COMMON) $(STORE_FIXTURE)
 %canon_reldir%_unit_test_gc_CPPFLAGS = $(UNITCPPFLAGS)
 %canon_reldir%_unit_test_gc_LDADD = $(UNITLDADD)
+%canon_reldir%_unit_test_build_env_SOURCES = %reldir%/unit/test-build-env.c $(UNIT_COMMON) $(STORE_FIXTURE)
+%canon_reldir%_unit_test_build_env_CPPFLAGS = $(UNITCPPFLAGS)
+%canon_reldir%_unit_test_build_env_LDADD = $(UNITLDADD)
 %canon_reldir%_unit_test_nar_SOURCES = %reldir%/unit/test-nar.c $(UNIT_COMMON)
 %canon_reldir%_unit_test_nar_CPPFLAGS = $(UNITCPPFLAGS) \
 	-DNIB_TEST_DATA_DIR='"$(abs_top_srcdir)/tests/data"'
@@ -156,6 +160,7 @@ INTEGRATION_TESTS = \
 	%reldir%/integration/t0404-build-uid-range.sh \
 	%reldir%/integration/t0405-build-nosandbox.sh \
 	%reldir%/integration/t0406-build-relaxed.sh \
+	%reldir%/integration/t0410-build-attrs.sh \
 	%reldir%/integration/t0500-daemon.sh \
 	%reldir%/integration/t0501-daemon-build.sh \
 	%reldir%/integration/t0502-daemon-shared.sh \
@@ -164,6 +169,7 @@ TESTS += $(INTEGRATION_TESTS)
 # Run by hand against Debian's nix-bin (docs/interop-store.md); never by make check.
 EXTRA_DIST += %reldir%/interop/store-nix.sh docs/interop-store.md
 EXTRA_DIST += $(INTEGRATION_TESTS) %reldir%/integration/lib.sh %reldir%/data/nar %reldir%/data/derivations \
+	%reldir%/data/attrs \
 	%reldir%/integration/sandbox-lib.sh %reldir%/integration/build-lib.sh
 
 # Helper programs the integration tests drive.

@@ -35,3 +35,9 @@ tests_fuzz_fuzz_serve_SOURCES = tests/fuzz/fuzz-serve.c $(FUZZ_MAIN)
 tests_fuzz_fuzz_serve_CPPFLAGS = $(FUZZCPPFLAGS)
 tests_fuzz_fuzz_serve_LDADD = $(FUZZLDADD)
 tests_fuzz_fuzz_serve_LDFLAGS = $(FUZZLDFLAGS)
+
+FUZZ_TARGETS += tests/fuzz/fuzz-attrs
+tests_fuzz_fuzz_attrs_SOURCES = tests/fuzz/fuzz-attrs.c $(FUZZ_MAIN)
+tests_fuzz_fuzz_attrs_CPPFLAGS = $(FUZZCPPFLAGS)
+tests_fuzz_fuzz_attrs_LDADD = $(FUZZLDADD)
+tests_fuzz_fuzz_attrs_LDFLAGS = $(FUZZLDFLAGS)
