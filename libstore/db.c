@@ -371,6 +371,13 @@ int db_open(const char *path, unsigned flags, struct db **ret, struct nib_error 
 		 * so a failure (someone else initialised it) is fine.
 		 */
 		(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+		/*
+		 * No bulk allocation of page-cache pages at a connection's first
+		 * read: it writes a header into each of ~20 pages at once, page
+		 * faults that a short-lived daemon connection process pays in
+		 * full for the two or three pages a query reads.
+		 */
+		(void)sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
 		configured = true;
 	}
 	db->path = xstrdup(path);
@@ -546,6 +553,31 @@ int db_schema_check(struct db *db, struct nib_error **err)
 	int64_t v = 0;
 	int r;
 
+	/*
+	 * The usual answer in one statement (one parse, one read transaction:
+	 * this runs at every store open, once per daemon connection).  It only
+	 * compiles when both tables exist; anything unusual takes the long way.
+	 */
+	{
+		sqlite3_stmt *s = NULL;
+		int rc = sqlite3_prepare_v2(
+			db->conn,
+			"select (select cast(value as integer) from NibMeta "
+			"where key = 'nib-schema'), (select 1 from ValidPaths where 0)",
+			-1, &s, NULL);
+		if (rc == SQLITE_OK) {
+			rc = step(db, s, true, "cannot read schema", err);
+			if (rc == SQLITE_ROW)
+				v = column_i64_or(s, 0, 0);
+			sqlite3_finalize(s);
+			if (rc < 0)
+				return -1;
+			if (v == DB_NIB_SCHEMA_VERSION)
+				return 1;
+		} else if ((rc & 0xff) != SQLITE_ERROR) {
+			return db_fail(db, err, rc, "cannot read schema");
+		}
+	}
 	if (nib_version(db, &v, err) < 0)
 		return -1;
 	if (v > DB_NIB_SCHEMA_VERSION)
