@@ -22,20 +22,25 @@ void peer_cred_release(struct peer_cred *p)
 	p->user = p->group = NULL;
 }
 
-static void fill_names(struct peer_cred *p)
+static void fill_user(struct peer_cred *p)
 {
 	struct passwd pw, *pwp = NULL;
-	struct group gr, *grp = NULL;
 	cleanup_free char *buf = xmalloc(16384);
 
 	if (getpwuid_r(p->uid, &pw, buf, 16384, &pwp) == 0 && pwp != NULL)
 		p->user = xstrdup(pw.pw_name);
 	else
 		p->user = xasprintf("%u", (unsigned)p->uid);
-	if (getgrgid_r(p->gid, &gr, buf, 16384, &grp) == 0 && grp != NULL)
-		p->group = xstrdup(gr.gr_name);
-	else
-		p->group = xasprintf("%u", (unsigned)p->gid);
+}
+
+static char *group_name(gid_t gid)
+{
+	struct group gr, *grp = NULL;
+	cleanup_free char *buf = xmalloc(16384);
+
+	if (getgrgid_r(gid, &gr, buf, 16384, &grp) == 0 && grp != NULL)
+		return xstrdup(gr.gr_name);
+	return xasprintf("%u", (unsigned)gid);
 }
 
 int peer_get_cred(int fd, struct peer_cred *ret, struct nib_error **err)
@@ -49,7 +54,7 @@ int peer_get_cred(int fd, struct peer_cred *ret, struct nib_error **err)
 	ret->pid = uc.pid;
 	ret->uid = uc.uid;
 	ret->gid = uc.gid;
-	fill_names(ret);
+	fill_user(ret);
 	return 0;
 }
 
@@ -59,7 +64,16 @@ void peer_self_cred(struct peer_cred *ret)
 	ret->pid = getpid();
 	ret->uid = getuid();
 	ret->gid = getgid();
-	fill_names(ret);
+	fill_user(ret);
+}
+
+void peer_nss_prepare(void)
+{
+	struct peer_cred self;
+
+	peer_self_cred(&self);
+	self.group = group_name(self.gid);
+	peer_cred_release(&self);
 }
 
 /* Is the peer a member of group (by name), primary or supplementary? */
@@ -108,6 +122,7 @@ bool peer_matches(const struct peer_cred *p, char *const *list)
 int peer_authorise(const struct peer_cred *p, const struct settings *s, bool *ret_trusted,
 		   struct nib_error **err)
 {
+	cleanup_free char *group = NULL;
 	bool trusted;
 
 	if (p->uid == 0) {
@@ -115,7 +130,7 @@ int peer_authorise(const struct peer_cred *p, const struct settings *s, bool *re
 		return 0;
 	}
 	if (s->build_users_group != NULL && s->build_users_group[0] != '\0' &&
-	    STREQ(p->group, s->build_users_group))
+	    STREQ(p->group != NULL ? p->group : (group = group_name(p->gid)), s->build_users_group))
 		return nib_error_set(err, NIB_E_DENIED, 0,
 				     "user '%s' is a build user ('%s' group) and may not use the "
 				     "daemon",

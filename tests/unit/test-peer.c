@@ -82,6 +82,15 @@ static void test_authorise(void)
 	CU_ASSERT_EQUAL(peer_authorise(&builder, s, &trusted, &e), -1);
 	CU_ASSERT(e != NULL && strstr(e->msg, "build user") != NULL);
 	nib_error_clear(&e);
+	/* As peer_get_cred() leaves it: the group name is looked up from the gid. */
+	CU_ASSERT_EQUAL(settings_set(s, "build-users-group", "root", ORIGIN_CMDLINE, NULL, &e), 0);
+	free(alice.group);
+	alice.group = NULL;
+	CU_ASSERT_EQUAL(peer_authorise(&alice, s, &trusted, &e), 0); /* gid 1234 */
+	alice.gid = 0;
+	CU_ASSERT_EQUAL(peer_authorise(&alice, s, &trusted, &e), -1);
+	CU_ASSERT(e != NULL && strstr(e->msg, "build user ('root' group)") != NULL);
+	nib_error_clear(&e);
 	peer_cred_release(&root);
 	peer_cred_release(&alice);
 	peer_cred_release(&builder);
@@ -94,7 +103,9 @@ static void test_self(void)
 	peer_self_cred(&p);
 	CU_ASSERT_EQUAL(p.uid, getuid());
 	CU_ASSERT_PTR_NOT_NULL(p.user);
+	CU_ASSERT_PTR_NULL(p.group);
 	peer_cred_release(&p);
+	peer_nss_prepare();
 }
 
 static CU_TestInfo tests[] = {
