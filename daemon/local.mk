@@ -1,6 +1,8 @@
 bin_PROGRAMS += nib-daemon
 nib_daemon_CPPFLAGS = $(AM_CPPFLAGS) $(NIB_DEPCFLAGS)
 nib_daemon_LDADD = $(NIB_LIBS)
+# Symbols bound once at start, not again in each connection process.
+nib_daemon_LDFLAGS = $(AM_LDFLAGS) -Wl,-z,now
 nib_daemon_SOURCES = \
 	%reldir%/main.c \
 	%reldir%/peer.c %reldir%/peer.h

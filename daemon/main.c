@@ -1,17 +1,28 @@
 /*
  * nib-daemon - the multi-user build daemon.
  *
- * Listens on the daemon socket (or a socket passed by systemd), forks one
- * process per connection (its own session, its own store handle), which
- * authenticates the peer (peer.h) and serves the worker protocol
- * (serve.h).  The parent only accepts, counts and reaps.  --stdio serves one
- * connection on stdin/stdout.
+ * Listens on the daemon socket (or a socket passed by systemd); every
+ * connection is served by its own process (its own session, its own store
+ * handle), which authenticates the peer (peer.h) and serves the worker
+ * protocol (serve.h), then exits.  The parent only accepts, counts, hands
+ * connections over and reaps.  --stdio serves one connection on
+ * stdin/stdout.
+ *
+ * Spare processes: forking and opening the store cost more than serving a
+ * short query, so the parent keeps spare-connection-processes of them forked
+ * in advance.  A spare opens the store, then waits on its own channel (a
+ * socketpair with the parent) for exactly one connection: the parent
+ * accepts, numbers and counts it, and passes the socket over (SCM_RIGHTS)
+ * with the connection number.  The spare then serves it as if it had been
+ * forked for it and exits; nothing is carried from one peer to the next.
+ * With no spare left the parent forks one for the connection at once.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -42,9 +53,18 @@
 /* Seconds connection processes get after SIGTERM before SIGKILL. */
 #define DAEMON_GRACE_SEC 10
 
+enum child_role {
+	CHILD_SPARE,	/* waiting for a connection; chan is its channel */
+	CHILD_SERVING,	/* serving a connection (counted against max-connections) */
+	CHILD_REFUSING, /* telling a client past max-connections to come back later */
+	CHILD_GONE,	/* lost its channel before getting a connection; not reaped yet */
+};
+
 struct child {
 	pid_t pid;
-	bool counted; /* a served connection (not a refusal) */
+	enum child_role role;
+	int chan;     /* CHILD_SPARE: the parent's end of its channel; else -1 */
+	uint64_t seq; /* fork order: the oldest spare is the likeliest to be ready */
 	uint64_t conn_no;
 	uid_t uid;
 	int64_t since; /* seconds since the epoch */
@@ -52,34 +72,50 @@ struct child {
 
 static struct child *children;
 static size_t n_children, cap_children;
-static size_t n_served;
+static size_t n_served, n_refusing, n_spare;
+static uint64_t n_forked;
 static pid_t daemon_pid;
 
-static void child_add(pid_t pid, bool counted, uint64_t conn_no, uid_t uid)
+/* What the parent sends a spare with the connection's socket. */
+struct handoff {
+	uint64_t conn_no;
+	uint32_t refuse_busy; /* past max-connections: refuse politely, then exit */
+	uint32_t reserved;
+};
+
+static void role_count(enum child_role role, int delta)
 {
-	if (n_children == cap_children) {
-		cap_children = cap_children ? cap_children * 2 : 16;
-		children = xreallocarray(children, cap_children, sizeof(*children));
-	}
-	children[n_children++] = (struct child){ pid, counted, conn_no, uid,
-						 (int64_t)(now_realtime_usec() / 1000000) };
-	if (counted)
-		n_served++;
+	size_t *n = role == CHILD_SPARE	     ? &n_spare
+		    : role == CHILD_SERVING  ? &n_served
+		    : role == CHILD_REFUSING ? &n_refusing
+					     : NULL;
+	if (n != NULL)
+		*n += (size_t)delta;
+}
+
+static void child_set_role(struct child *c, enum child_role role)
+{
+	role_count(c->role, -1);
+	c->role = role;
+	role_count(role, 1);
 }
 
 /* In a connection process: the client socket, for the SIGTERM handler. */
 static int conn_fd_for_signal = -1;
+static volatile sig_atomic_t conn_term;
 
 /*
  * SIGTERM in a connection process (the daemon stopping, or dying: see
  * PR_SET_PDEATHSIG): shut the socket's reading side.  The build scheduler
  * watches the socket as its cancel signal, so running builds are killed
  * and cleaned up and their slots released; then the request loop sees the
- * end of input and the process exits normally.
+ * end of input and the process exits normally.  A spare has no socket yet:
+ * it sees conn_term when its wait is interrupted and exits.
  */
 static void on_conn_term(int sig)
 {
 	(void)sig;
+	conn_term = 1;
 	if (conn_fd_for_signal >= 0)
 		shutdown(conn_fd_for_signal, SHUT_RD);
 }
@@ -91,6 +127,7 @@ static void on_conn_term(int sig)
  */
 static char *status_path;
 static int status_fd = -1;
+static size_t status_len = SIZE_MAX; /* bytes in the file; SIZE_MAX = unknown */
 static int64_t started_at;
 static uint64_t total_conns;
 
@@ -106,55 +143,84 @@ static void write_status(const struct settings *s, const char *socket_path)
 		    (int)getpid(), (long long)started_at, socket_path, (long long)s->max_jobs,
 		    (long long)s->max_connections, (unsigned long long)total_conns);
 	for (size_t i = 0, k = 0; i < n_children; i++) {
-		if (!children[i].counted)
+		if (children[i].role != CHILD_SERVING)
 			continue;
 		strbuf_addf(&sb, "%s{\"id\":%llu,\"pid\":%d,\"uid\":%u,\"since\":%lld}",
 			    k++ ? "," : "", (unsigned long long)children[i].conn_no,
 			    (int)children[i].pid, (unsigned)children[i].uid,
 			    (long long)children[i].since);
 	}
-	strbuf_addstr(&sb, "]}\n");
+	strbuf_addstr(&sb, "]}");
 	/*
 	 * Rewritten in place (no new inode per connection: creating and
 	 * renaming a file each time halved the connection rate); a reader
-	 * that catches it half-written retries.
+	 * that catches it half-written retries.  A shorter text is padded
+	 * with blanks (JSON allows them) rather than the file truncated each
+	 * time, unless that would leave more than a page of them.
 	 */
+	if (sb.len + 1 < status_len && status_len - sb.len <= 4096) {
+		while (sb.len + 1 < status_len)
+			strbuf_addch(&sb, ' ');
+	}
+	strbuf_addch(&sb, '\n');
 	if (status_fd < 0)
 		status_fd = open(status_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (status_fd < 0 || pwrite(status_fd, sb.buf, sb.len, 0) != (ssize_t)sb.len ||
-	    ftruncate(status_fd, (off_t)sb.len) < 0)
+	    (sb.len < status_len && ftruncate(status_fd, (off_t)sb.len) < 0)) {
 		log_debug("cannot write the status file '%s': %s", status_path, strerror(errno));
+		status_len = SIZE_MAX; /* unknown: truncate next time */
+		return;
+	}
+	status_len = sb.len;
 }
 
-static void reap(void)
+/*
+ * Reap exited connection processes; returns how many spares exited without
+ * having been given a connection (a sign of trouble unless the daemon is
+ * stopping).
+ */
+static size_t reap(void)
 {
+	size_t lost_spares = 0;
+
 	for (;;) {
 		int status;
 		pid_t pid = waitpid(-1, &status, WNOHANG);
+		enum child_role role = CHILD_GONE;
+
 		if (pid <= 0)
-			return;
+			return lost_spares;
 		for (size_t i = 0; i < n_children; i++) {
 			if (children[i].pid != pid)
 				continue;
-			if (children[i].counted)
-				n_served--;
+			role = children[i].role;
+			if (children[i].chan >= 0)
+				close(children[i].chan);
+			role_count(role, -1);
 			children[i] = children[--n_children];
 			break;
 		}
+		if (role == CHILD_SPARE || role == CHILD_GONE)
+			lost_spares++;
 		if (WIFSIGNALED(status))
 			log_warning("connection process %d killed by signal %d", (int)pid,
 				    WTERMSIG(status));
 	}
 }
 
-/* The connection process: authenticate, open the store, serve. */
-static int serve_child(const struct settings *settings, int in_fd, int out_fd,
-		       const struct peer_cred *cred, uint64_t conn_no, bool refuse_busy)
+/*
+ * Serve one connection: authenticate, then serve with the store the process
+ * opened in advance (store, or open_err saying why it could not), or, when
+ * both are NULL, with one opened now.  mine is the connection's own copy of
+ * the settings.  Takes the fds.
+ */
+static int serve_child(struct settings *mine, struct store *store, const struct nib_error *open_err,
+		       int in_fd, int out_fd, const struct peer_cred *cred, uint64_t conn_no,
+		       bool refuse_busy)
 {
 	cleanup_error struct nib_error *err = NULL;
-	cleanup_settings struct settings *mine = settings_copy(settings);
 	cleanup_proto_conn struct proto_conn *conn = proto_conn_new_fd(in_fd, out_fd, true);
-	cleanup_store struct store *store = NULL;
+	cleanup_store struct store *opened = NULL;
 	cleanup_free char *tag =
 		xasprintf("conn %llu uid=%u", (unsigned long long)conn_no, (unsigned)cred->uid);
 	struct serve_peer peer = {
@@ -176,10 +242,15 @@ static int serve_child(const struct settings *settings, int in_fd, int out_fd,
 	}
 	log_info("%s: connected (user %s, pid %d, %s)", tag, cred->user, (int)cred->pid,
 		 peer.trusted ? "trusted" : "untrusted");
-	if (local_store_open(mine, 0, &store, &err) < 0) {
-		log_error("%s: %s", tag, err->msg);
+	if (store == NULL && open_err == NULL) {
+		if (local_store_open(mine, 0, &opened, &err) < 0)
+			open_err = err;
+		store = opened;
+	}
+	if (store == NULL) {
+		log_error("%s: %s", tag, open_err->msg);
 		serve_refuse(conn, peer.trusted ? PROTO_TRUST_TRUSTED : PROTO_TRUST_NOT_TRUSTED,
-			     err->msg, NULL);
+			     open_err->msg, NULL);
 		return 1;
 	}
 	if (serve_connection(store, mine, conn, &peer, &err) < 0) {
@@ -282,12 +353,234 @@ static struct uid_pool *open_uid_pool(const struct settings *settings, struct ni
 	return pool;
 }
 
+/*
+ * A spare waits for its connection: the socket and the handoff, or -1 when
+ * the parent closed the channel (stopping, or gone) or a signal asked it to
+ * stop.  Stopping signals are blocked until now and taken only while
+ * waiting, so a SIGTERM that arrived during the set-up is not lost.
+ */
+static int spare_wait(int chan, const sigset_t *stop_mask, struct handoff *ret)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { ret, sizeof(*ret) };
+	struct msghdr mh = { .msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = u.buf,
+			     .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *c;
+	struct pollfd pfd = { chan, POLLIN, 0 };
+	sigset_t waiting;
+	ssize_t n;
+	int fd = -1;
+
+	sigprocmask(SIG_SETMASK, NULL, &waiting);
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sigismember(stop_mask, sig) == 1)
+			sigdelset(&waiting, sig);
+	while (ppoll(&pfd, 1, NULL, &waiting) < 0)
+		if (errno != EINTR || conn_term)
+			return -1;
+	n = recvmsg(chan, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	if (n < 0)
+		return -1;
+	c = CMSG_FIRSTHDR(&mh);
+	if (c != NULL && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+	    c->cmsg_len == CMSG_LEN(sizeof(int)))
+		memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	if (n != (ssize_t)sizeof(*ret) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * A connection process: set up (its own session, the store opened), wait
+ * for one connection, serve it, exit.  Runs in the child right after fork;
+ * signals are still blocked as in the parent.  settings is the process's
+ * own (fork copied it): the connection's SetOptions change it.
+ */
+static _Noreturn void spare_main(struct settings *mine, int chan, const sigset_t *mask)
+{
+	cleanup_error struct nib_error *err = NULL;
+	struct store *store = NULL;
+	struct nib_error *open_err = NULL;
+	struct peer_cred cred;
+	struct handoff h;
+	int cfd, r;
+
+	/* SIGPIPE stays ignored: a vanished client is an EPIPE. */
+	{
+		struct sigaction sa = { .sa_handler = on_conn_term };
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != daemon_pid)
+			_exit(1);
+	}
+	setsid();
+	(void)local_store_open(mine, 0, &store, &open_err);
+
+	cfd = spare_wait(chan, mask, &h);
+	if (cfd < 0)
+		_exit(0);
+	close(chan);
+	/* A SIGTERM from now on shuts the connection (on_conn_term). */
+	conn_fd_for_signal = cfd;
+	sigprocmask(SIG_UNBLOCK, mask, NULL);
+	if (h.refuse_busy)
+		alarm(10);
+	/* The store may have become available since: try again before failing. */
+	if (store == NULL && !h.refuse_busy) {
+		nib_error_clear(&open_err);
+		(void)local_store_open(mine, 0, &store, &open_err);
+	}
+	if (peer_get_cred(cfd, &cred, &err) < 0) {
+		log_error("conn %llu: %s", (unsigned long long)h.conn_no, err->msg);
+		_exit(1);
+	}
+	r = serve_child(mine, store, open_err, cfd, cfd, &cred, h.conn_no, h.refuse_busy != 0);
+	store_close(store);
+	_exit(r);
+}
+
+/*
+ * Fork a connection process (spare_main); NULL when that failed (logged).
+ * The child closes the parent's descriptors, and extra_fd unless it is -1.
+ * The returned entry is valid until the next change of the table.
+ */
+static struct child *spawn_spare(struct settings *settings, int lfd, int sfd, int extra_fd,
+				 const sigset_t *mask)
+{
+	int sv[2];
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return log_errno(LOG_ERR, errno, "cannot create a socket pair"), NULL;
+	daemon_pid = getpid();
+	pid = fork();
+	if (pid < 0) {
+		log_errno(LOG_ERR, errno, "fork failed");
+		close(sv[0]);
+		close(sv[1]);
+		return NULL;
+	}
+	if (pid == 0) {
+		/* Nothing of the parent's but the settings and the store's own files. */
+		close(sv[0]);
+		close(lfd);
+		close(sfd);
+		if (extra_fd >= 0)
+			close(extra_fd);
+		if (status_fd >= 0)
+			close(status_fd);
+		for (size_t i = 0; i < n_children; i++)
+			if (children[i].chan >= 0)
+				close(children[i].chan);
+		spare_main(settings, sv[1], mask);
+	}
+	close(sv[1]);
+	if (n_children == cap_children) {
+		cap_children = cap_children ? cap_children * 2 : 16;
+		children = xreallocarray(children, cap_children, sizeof(*children));
+	}
+	children[n_children] = (struct child){
+		.pid = pid, .role = CHILD_SPARE, .chan = sv[0], .seq = ++n_forked, .uid = (uid_t)-1
+	};
+	n_spare++;
+	return &children[n_children++];
+}
+
+/* The spare forked first, or NULL. */
+static struct child *oldest_spare(void)
+{
+	struct child *best = NULL;
+
+	for (size_t i = 0; i < n_children; i++)
+		if (children[i].role == CHILD_SPARE &&
+		    (best == NULL || children[i].seq < best->seq))
+			best = &children[i];
+	return best;
+}
+
+static int send_conn(int chan, int cfd, const struct handoff *h)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { (void *)h, sizeof(*h) };
+	struct msghdr mh = { .msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = u.buf,
+			     .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *c;
+
+	memset(&u, 0, sizeof(u));
+	c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &cfd, sizeof(int));
+	return sendmsg(chan, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)sizeof(*h) ? 0 : -1;
+}
+
+/*
+ * Give an accepted connection to a connection process: the oldest spare,
+ * or one forked for it.  A spare that died before it could take it is
+ * passed over (reap() collects it).  Closes cfd; false when no process
+ * could take it (the client sees the connection closed).
+ */
+static bool hand_over(struct settings *settings, int lfd, int sfd, const sigset_t *mask, int cfd,
+		      const struct handoff *h, uid_t uid)
+{
+	/* Fork at most twice for it: a process that dies at once would die again. */
+	for (int forked = 0; forked < 2;) {
+		struct child *c = oldest_spare();
+
+		if (c == NULL) {
+			c = spawn_spare(settings, lfd, sfd, cfd, mask);
+			forked++;
+		}
+		if (c == NULL)
+			break;
+		if (send_conn(c->chan, cfd, h) < 0) {
+			log_errno(LOG_WARNING, errno,
+				  "connection process %d cannot take a connection", (int)c->pid);
+			close(c->chan);
+			c->chan = -1;
+			child_set_role(c, CHILD_GONE);
+			continue;
+		}
+		close(c->chan);
+		c->chan = -1;
+		c->conn_no = h->conn_no;
+		c->uid = uid;
+		c->since = (int64_t)(now_realtime_usec() / 1000000);
+		child_set_role(c, h->refuse_busy ? CHILD_REFUSING : CHILD_SERVING);
+		close(cfd);
+		return true;
+	}
+	close(cfd);
+	return false;
+}
+
 static void terminate_children(void)
 {
 	uint64_t deadline = now_monotonic_usec() + DAEMON_GRACE_SEC * 1000000ULL;
 
-	for (size_t i = 0; i < n_children; i++)
+	/* Spares see their channel closed and exit; the others cancel their builds. */
+	for (size_t i = 0; i < n_children; i++) {
+		if (children[i].chan >= 0)
+			close(children[i].chan);
+		children[i].chan = -1;
 		kill(children[i].pid, SIGTERM);
+	}
 	while (n_children > 0 && now_monotonic_usec() < deadline) {
 		struct timespec ts = { 0, 20 * 1000000L };
 		reap();
@@ -347,9 +640,16 @@ int main(int argc, char **argv)
 	bool stdio = false;
 	cleanup_close int lfd = -1;
 	cleanup_free char *sock_path = NULL;
-	uint64_t conn_no = 0;
+	uint64_t conn_no = 0, spares_after = 0;
 	sigset_t mask;
 
+	/*
+	 * Connection processes live briefly: let the heap grow in larger
+	 * steps (pages not touched cost nothing) and give less of it back, so
+	 * that each of them makes fewer brk() calls.  Inherited over fork.
+	 */
+	mallopt(M_TOP_PAD, 1 << 20);
+	mallopt(M_TRIM_THRESHOLD, 4 << 20);
 	log_set_ident("nib-daemon");
 	if (getenv("JOURNAL_STREAM") != NULL)
 		log_set_level_prefix(1);
@@ -425,11 +725,12 @@ int main(int argc, char **argv)
 	}
 
 	if (stdio) {
+		cleanup_settings struct settings *mine = settings_copy(settings);
 		struct peer_cred cred;
 		int r;
 
 		peer_self_cred(&cred);
-		r = serve_child(settings, STDIN_FILENO, STDOUT_FILENO, &cred, 0, false);
+		r = serve_child(mine, NULL, NULL, STDIN_FILENO, STDOUT_FILENO, &cred, 0, false);
 		peer_cred_release(&cred);
 		return r;
 	}
@@ -467,6 +768,7 @@ int main(int argc, char **argv)
 		log_error("%s", err->msg);
 		return 1;
 	}
+	peer_nss_prepare();
 	started_at = (int64_t)(now_realtime_usec() / 1000000);
 	{
 		cleanup_free char *sdir = path_join(settings->state_dir, "daemon");
@@ -495,9 +797,19 @@ int main(int argc, char **argv)
 	for (;;) {
 		struct pollfd pfd[2] = { { sfd, POLLIN, 0 }, { lfd, POLLIN, 0 } };
 		struct signalfd_siginfo si;
-		bool stop = false;
+		size_t want_spares = (size_t)settings->spare_connection_processes;
+		uint64_t now = now_monotonic_usec();
+		bool stop = false, status_dirty = false;
+		int timeout = -1;
 
-		if (poll(pfd, 2, -1) < 0) {
+		/* Keep the spares topped up (but not after they kept dying: see below). */
+		while (n_spare < want_spares && now >= spares_after) {
+			if (spawn_spare(settings, lfd, sfd, -1, &mask) == NULL)
+				spares_after = now + 1000000;
+		}
+		if (n_spare < want_spares)
+			timeout = (int)((spares_after - now) / 1000) + 1;
+		if (poll(pfd, 2, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			return log_errno(LOG_ERR, errno, "poll failed"), 1;
@@ -514,79 +826,54 @@ int main(int argc, char **argv)
 			stop = true;
 		}
 		{
-			size_t before = n_children;
-			reap();
-			if (n_children != before)
-				write_status(settings, sock_path != NULL ? sock_path : "(systemd)");
+			size_t before = n_children, lost = reap();
+
+			status_dirty = n_children != before;
+			/*
+			 * Spares only exit on their own when something is wrong
+			 * (killed, or crashing while opening the store): fork no
+			 * more for a second rather than in a loop.  Connections are
+			 * still served meanwhile, by processes forked for them.
+			 */
+			if (lost > 0 && !stop) {
+				log_warning("%zu spare connection process%s exited without a "
+					    "connection; forking spares again in 1 s",
+					    lost, lost > 1 ? "es" : "");
+				spares_after = now_monotonic_usec() + 1000000;
+			}
 		}
 		if (stop)
 			break;
 		if (pfd[1].revents & POLLIN) {
 			int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-			bool busy;
-			pid_t pid;
+			struct handoff h = { 0 };
 			uid_t peer_uid;
 
-			if (cfd < 0) {
-				if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED)
-					log_errno(LOG_WARNING, errno, "accept failed");
-				continue;
+			if (cfd >= 0) {
+				h.refuse_busy = n_served >= (size_t)settings->max_connections;
+				if (h.refuse_busy &&
+				    n_served + n_refusing >=
+					    2 * (size_t)settings->max_connections) {
+					close(cfd); /* not even room to refuse politely */
+					cfd = -1;
+				}
+			} else if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) {
+				log_errno(LOG_WARNING, errno, "accept failed");
 			}
-			busy = n_served >= (size_t)settings->max_connections;
-			if (busy && n_children >= 2 * (size_t)settings->max_connections) {
-				close(cfd); /* not even room to refuse politely */
-				continue;
-			}
-			{
+			if (cfd >= 0) {
 				struct ucred uc = { .uid = (uid_t)-1 };
 				socklen_t ulen = sizeof(uc);
 				if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &uc, &ulen) < 0)
 					uc.uid = (uid_t)-1;
 				peer_uid = uc.uid;
+				h.conn_no = ++conn_no;
+				total_conns++;
+				hand_over(settings, lfd, sfd, &mask, cfd, &h, peer_uid);
+				status_dirty = true;
 			}
-			conn_no++;
-			total_conns++;
-			daemon_pid = getpid();
-			pid = fork();
-			if (pid < 0) {
-				log_errno(LOG_ERR, errno, "fork failed");
-				close(cfd);
-				continue;
-			}
-			if (pid == 0) {
-				struct peer_cred cred;
-				int r;
-
-				close(lfd);
-				close(sfd);
-				sigprocmask(SIG_UNBLOCK, &mask, NULL);
-				/* SIGPIPE stays ignored: a vanished client is an EPIPE. */
-				{
-					struct sigaction sa = { .sa_handler = on_conn_term };
-					sigemptyset(&sa.sa_mask);
-					conn_fd_for_signal = cfd;
-					sigaction(SIGTERM, &sa, NULL);
-					sigaction(SIGINT, &sa, NULL);
-					prctl(PR_SET_PDEATHSIG, SIGTERM);
-					if (getppid() != daemon_pid)
-						_exit(1);
-				}
-				setsid();
-				if (busy)
-					alarm(10);
-				if (peer_get_cred(cfd, &cred, &err) < 0) {
-					log_error("conn %llu: %s", (unsigned long long)conn_no,
-						  err->msg);
-					_exit(1);
-				}
-				r = serve_child(settings, cfd, cfd, &cred, conn_no, busy);
-				peer_cred_release(&cred);
-				_exit(r);
-			}
-			close(cfd);
-			child_add(pid, !busy, conn_no, peer_uid);
-			write_status(settings, sock_path != NULL ? sock_path : "(systemd)");
 		}
+		if (status_dirty)
+			write_status(settings, sock_path != NULL ? sock_path : "(systemd)");
 	}
 	close(TAKE_FD(lfd));
 	if (sock_path != NULL)

@@ -107,6 +107,10 @@ static const struct setting_desc table[] = {
 	  "Users (or @group, or *) allowed to connect to the daemon." },
 	{ "max-connections", SETTING_INT, OFF(max_connections), "256", 1, 65536, false,
 	  "Concurrent daemon connections; more are refused with an error." },
+	{ "spare-connection-processes", SETTING_INT, OFF(spare_connection_processes), "2", 0, 64,
+	  false,
+	  "Connection processes nib-daemon keeps forked, with the store open, for the next "
+	  "connections; 0 forks one when a connection arrives." },
 	{ "fsync-metadata", SETTING_BOOL, OFF(fsync_metadata), "true", 0, 0, false,
 	  "fsync store files and the database before registering paths." },
 	{ "keep-outputs", SETTING_BOOL, OFF(keep_outputs), "false", 0, 0, false,

@@ -87,6 +87,7 @@ struct settings {
 	char **trusted_users;
 	char **allowed_users;
 	int64_t max_connections;
+	int64_t spare_connection_processes;
 
 	bool fsync_metadata;
 	bool keep_outputs;

@@ -164,7 +164,8 @@ INTEGRATION_TESTS = \
 	%reldir%/integration/t0500-daemon.sh \
 	%reldir%/integration/t0501-daemon-build.sh \
 	%reldir%/integration/t0502-daemon-shared.sh \
-	%reldir%/integration/t0503-daemon-ops.sh
+	%reldir%/integration/t0503-daemon-ops.sh \
+	%reldir%/integration/t0504-daemon-connections.sh
 TESTS += $(INTEGRATION_TESTS)
 # Run by hand against Debian's nix-bin (docs/interop-store.md); never by make check.
 EXTRA_DIST += %reldir%/interop/store-nix.sh docs/interop-store.md
@@ -173,6 +174,11 @@ EXTRA_DIST += $(INTEGRATION_TESTS) %reldir%/integration/lib.sh %reldir%/data/nar
 	%reldir%/integration/sandbox-lib.sh %reldir%/integration/build-lib.sh
 
 # Helper programs the integration tests drive.
+check_PROGRAMS += %reldir%/helpers/daemon-clients
+%canon_reldir%_helpers_daemon_clients_SOURCES = %reldir%/helpers/daemon-clients.c
+%canon_reldir%_helpers_daemon_clients_CPPFLAGS = $(AM_CPPFLAGS) $(NIB_DEPCFLAGS)
+%canon_reldir%_helpers_daemon_clients_LDADD = $(NIB_LIBS)
+
 check_PROGRAMS += %reldir%/helpers/uidpool-holder
 %canon_reldir%_helpers_uidpool_holder_SOURCES = %reldir%/helpers/uidpool-holder.c
 %canon_reldir%_helpers_uidpool_holder_CPPFLAGS = $(AM_CPPFLAGS) $(NIB_DEPCFLAGS)
