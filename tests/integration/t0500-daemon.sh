@@ -96,7 +96,7 @@ command -v python3 >/dev/null || { for i in 1 2 3 4; do ok "# SKIP needs python3
 python3 -c 'import socket, sys, time
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); time.sleep(3)' "$NIB_DAEMON_SOCKET" &
 HOLD=$!
-sleep 0.5
+for i in $(seq 1 100); do "$NIB" daemon status | grep -q "^connections: 1 open" && break; sleep 0.05; done
 run_fails "a second connection is refused" 1 as "$U1" "$NIB" path-info "$PF"
 like "with a clear error" "$ERR" "too many connections"
 kill $HOLD 2>/dev/null; wait $HOLD 2>/dev/null
