@@ -54,4 +54,4 @@ for mode in daemon local; do
 	awk -v m="$mode" -v s="$start" -v e="$end" \
 		'BEGIN { printf "%-6s 200 trivial builds in one nib build (max-jobs 2): %.2f s, %.1f builds/s\n", m, e - s, 200 / (e - s) }'
 done
-"$build/bench/daemon-bench" "$NIB_DAEMON_SOCKET" /nib/store 3
+"$build/bench/daemon-bench" "$NIB_DAEMON_SOCKET" /nib/store 3 "$dpid"
