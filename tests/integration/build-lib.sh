@@ -17,18 +17,28 @@ BUSYBOX=/bin/busybox
 EXAMPLES="$abs_top_srcdir/examples"
 IDS_PER_SLOT=262144
 
+# id_range_conf N: pick this run's 4 UID slots (sets FIRST_ID) and print
+# the settings for them.  Every test that starts a daemon or builds needs
+# its own: a daemon reclaims (kills the processes of) every slot of its
+# range that its own state directory does not show as taken.
+id_range_conf() {
+	FIRST_ID=$((2147483648 + ((RANDOM + $1 * 97) % 700) * 4 * IDS_PER_SLOT))
+	cat <<CONF
+start-id = $FIRST_ID
+id-count = $((4 * IDS_PER_SLOT))
+ids-per-build = $IDS_PER_SLOT
+CONF
+}
+
 # build_setup N: settings for test file N, then check that builds work here.
 build_setup() {
 	local n=$1
 	require_root
 	[ -x "$BUSYBOX" ] || skip_all "needs $BUSYBOX (busybox-static)"
-	FIRST_ID=$((2147483648 + ((RANDOM + n * 97) % 700) * 4 * IDS_PER_SLOT))
 	export NIB_STORE_DIR=/nib/store
 	export NIB_STORE_ROOT="$TEST_ROOT/root"
-	cat >"$NIB_CONF_DIR/nib.conf" <<CONF
-start-id = $FIRST_ID
-id-count = $((4 * IDS_PER_SLOT))
-ids-per-build = $IDS_PER_SLOT
+	id_range_conf "$n" >"$NIB_CONF_DIR/nib.conf"
+	cat >>"$NIB_CONF_DIR/nib.conf" <<CONF
 sandbox-paths = /bin/sh=$BUSYBOX
 fsync-metadata = false
 CONF

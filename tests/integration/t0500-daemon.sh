@@ -2,6 +2,7 @@
 # nib-daemon: a real daemon in a temporary root, driven by `nib` as
 # unprivileged users; same answers as the local store; peer authorisation.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/build-lib.sh"
 
 require_root
 command -v useradd >/dev/null && command -v setpriv >/dev/null ||
@@ -15,7 +16,8 @@ at_exit "userdel $U2"
 
 chmod 755 "$TEST_ROOT"
 export NIB_DAEMON_SOCKET="$TEST_ROOT/sock/socket"
-cat >"$NIB_CONF_DIR/nib.conf" <<CONF
+id_range_conf 500 >"$NIB_CONF_DIR/nib.conf"
+cat >>"$NIB_CONF_DIR/nib.conf" <<CONF
 allowed-users = root $U1
 sandbox = false
 CONF

@@ -5,11 +5,13 @@
 # spare that is killed, harms neither the daemon nor other connections;
 # SIGTERM with idle spares stops at once; and all of it without spares.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/build-lib.sh"
 
 CLIENTS="$NIB_TEST_HELPERS/daemon-clients"
 [ -x "$CLIENTS" ] || skip_all "needs tests/helpers/daemon-clients"
 export NIB_DAEMON_SOCKET="$TEST_ROOT/socket"
-echo "sandbox = false" >"$NIB_CONF_DIR/nib.conf"
+id_range_conf 504 >"$NIB_CONF_DIR/nib.conf"
+echo "sandbox = false" >>"$NIB_CONF_DIR/nib.conf"
 
 # children: the daemon's child processes, one pid a line.
 children() { pgrep -P "$DAEMON_PID" | sort; }
