@@ -484,7 +484,6 @@ static void test_plain_run(void)
 static void test_plain_errors(void)
 {
 	cleanup_error struct nib_error *e = NULL;
-	cleanup_free char *out = NULL;
 	struct sandbox *sb = NULL;
 	char *argv[] = { S("busybox"), S("true"), NULL };
 	struct sandbox_spec s;
