@@ -445,7 +445,7 @@ static _Noreturn void spare_main(struct settings *mine, int chan, const sigset_t
 		_exit(1);
 	}
 	r = serve_child(mine, store, open_err, cfd, cfd, &cred, h.conn_no, h.refuse_busy != 0);
-	store_close(store);
+	local_store_close_for_exit(store);
 	_exit(r);
 }
 

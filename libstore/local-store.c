@@ -189,6 +189,22 @@ static void local_close(struct store *s)
 	free(ls);
 }
 
+void local_store_close_for_exit(struct store *s)
+{
+	struct local_store *ls;
+
+	if (s == NULL || !store_is_local(s)) {
+		store_close(s);
+		return;
+	}
+	ls = LOCAL(s);
+	if (ls->batch != NULL) {
+		cleanup_error struct nib_error *e = NULL;
+		(void)local_store_batch_end(s, false, &e);
+	}
+	local_temproots_close(ls);
+}
+
 int local_store_open(const struct settings *settings, unsigned flags, struct store **ret,
 		     struct nib_error **err)
 {

@@ -49,6 +49,17 @@ enum local_store_open_flags {
 int local_store_open(const struct settings *settings, unsigned flags, struct store **ret,
 		     struct nib_error **err);
 
+/*
+ * For a process about to _exit(): undo what other processes could see (an
+ * open batch is rolled back, the temporary-roots file removed) and leave
+ * the rest - the database connection, memory - to the exit, which is
+ * cheaper than tidying up (a daemon connection process ends this way).
+ * The database stays consistent: to SQLite this is a process that ended
+ * with no transaction open.  store must not be used afterwards; NULL or a
+ * remote store is closed normally.
+ */
+void local_store_close_for_exit(struct store *store);
+
 /* Is store a local store? */
 bool store_is_local(const struct store *store);
 

@@ -641,6 +641,68 @@ static void test_batch(void)
 	CU_ASSERT_PTR_NULL(e);
 }
 
+/*
+ * A process that ends with local_store_close_for_exit (as a daemon
+ * connection process does) leaves what it committed, not what its open
+ * batch held, no temporary-roots file, and a database that verifies clean.
+ */
+static void test_close_for_exit(void)
+{
+	cleanup_error struct nib_error *e = NULL;
+	cleanup_free char *roots = xasprintf("%s/root/nix/var/nix/temproots", tmp);
+	cleanup_free char *rq = NULL;
+	struct store_verify_result vr = { 0 };
+	struct store *s;
+	int status = -1;
+	pid_t pid;
+
+	pid = fork();
+	if (pid == 0) {
+		struct store *c = open_store();
+		char *p = NULL, *q = NULL;
+		int ok = c != NULL && store_add_text(c, "foo", "bar", 3, NULL, &p, NULL) == 0 &&
+			 store_add_temp_root(c, PATH_F, NULL) == 0 &&
+			 local_store_batch_begin(c, NULL) == 0 &&
+			 store_add_text(c, "qux", "abandoned", 9, NULL, &q, NULL) == 0;
+		local_store_close_for_exit(c);
+		_exit(ok ? 0 : 1);
+	}
+	CU_ASSERT_FATAL(pid > 0);
+	CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	s = open_store();
+	if (s == NULL) {
+		CU_FAIL("open");
+		return;
+	}
+	CU_ASSERT_EQUAL(store_is_valid(s, PATH_FOO, &e), 1);
+	{
+		/* The abandoned batch's path: neither valid nor in the store. */
+		cleanup_strv char **all = NULL;
+		cleanup_free char *dir = xasprintf("%s/root/nix/store", tmp);
+		cleanup_dir DIR *d = opendir(dir);
+		struct dirent *de;
+		size_t qux = 0;
+
+		CU_ASSERT_EQUAL(store_query_all_valid(s, &all, &e), 0);
+		CU_ASSERT_EQUAL(all ? strv_length(all) : 0, 1);
+		CU_ASSERT_PTR_NOT_NULL(d);
+		while (d != NULL && (de = readdir(d)) != NULL)
+			if (strstr(de->d_name, "-qux") != NULL)
+				qux++;
+		CU_ASSERT_EQUAL(qux, 0);
+	}
+	{
+		cleanup_free char *mine = xasprintf("%s/%ld", roots, (long)pid);
+		struct stat st;
+		CU_ASSERT_EQUAL(lstat(mine, &st), -1);
+	}
+	CU_ASSERT_EQUAL(store_verify(s, STORE_VERIFY_CONTENTS, NULL, NULL, &vr, &e), 0);
+	CU_ASSERT_EQUAL(vr.problems, 0);
+	CU_ASSERT_PTR_NULL(e);
+	store_close(s);
+}
+
 /* A long batch commits every 256 paths (and releases their locks). */
 static void test_batch_long(void)
 {
@@ -893,6 +955,7 @@ static CU_TestInfo tests[] = {
 	{ "canonicalise", test_canonicalise },
 	{ "canonicalise, then sync in place", test_canonicalise_then_sync },
 	{ "batched adds", test_batch },
+	{ "close for exit", test_close_for_exit },
 	{ "a long batch commits as it goes", test_batch_long },
 	{ "verify and repair", test_verify },
 	{ "build records", test_build_records_api },
