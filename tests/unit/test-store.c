@@ -650,7 +650,6 @@ static void test_close_for_exit(void)
 {
 	cleanup_error struct nib_error *e = NULL;
 	cleanup_free char *roots = xasprintf("%s/root/nix/var/nix/temproots", tmp);
-	cleanup_free char *rq = NULL;
 	struct store_verify_result vr = { 0 };
 	struct store *s;
 	int status = -1;
