@@ -623,11 +623,43 @@ static void build_root(struct child *c)
 	CHECK(c, chdir("/"));
 }
 
+/*
+ * The end of every child, sandboxed or not, once it runs as the build
+ * user: the parent-death signal (set after setuid, which clears it; then
+ * make sure the parent is still there), no-new-privileges, the syscall
+ * filter, signals unblocked, exec.
+ */
+static __attribute__((noreturn)) void exec_builder(struct child *c, const struct plan *p)
+{
+	sigset_t none;
+
+	STEP(c, "setting the parent-death signal", NULL);
+	CHECK(c, prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0));
+	{
+		struct pollfd pfd = { .fd = p->sync_fd, .events = POLLIN };
+		if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLHUP | POLLERR)))
+			_exit(127);
+	}
+	STEP(c, "setting no-new-privileges", NULL);
+	CHECK(c, prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
+	if (p->seccomp != NULL) {
+		int r;
+		STEP(c, "loading the syscall filter", NULL);
+		r = seccomp_bpf_install(p->seccomp);
+		if (r < 0)
+			child_fail(c, -r);
+	}
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	STEP(c, "executing", p->builder);
+	execve(p->builder, p->argv, p->envp);
+	child_fail(c, errno);
+}
+
 static __attribute__((noreturn)) void run_child(const struct plan *p)
 {
 	struct child c = { .p = p, .mount_api = true, .setattr_api = true };
 	struct rlimit nofile, core = { 0, 0 };
-	sigset_t none;
 	char byte;
 	ssize_t n;
 
@@ -718,28 +750,7 @@ static __attribute__((noreturn)) void run_child(const struct plan *p)
 		STEP(&c, "dropping capabilities", NULL);
 		CHECK(&c, drop_capabilities());
 	}
-	/* Set after setuid, which clears it; then make sure the parent is still there. */
-	STEP(&c, "setting the parent-death signal", NULL);
-	CHECK(&c, prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0));
-	{
-		struct pollfd pfd = { .fd = p->sync_fd, .events = POLLIN };
-		if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLHUP | POLLERR)))
-			_exit(127);
-	}
-	STEP(&c, "setting no-new-privileges", NULL);
-	CHECK(&c, prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
-	if (p->seccomp != NULL) {
-		int r;
-		STEP(&c, "loading the syscall filter", NULL);
-		r = seccomp_bpf_install(p->seccomp);
-		if (r < 0)
-			child_fail(&c, -r);
-	}
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	STEP(&c, "executing", p->builder);
-	execve(p->builder, p->argv, p->envp);
-	child_fail(&c, errno);
+	exec_builder(&c, p);
 }
 
 /*
@@ -766,7 +777,6 @@ static __attribute__((noreturn)) void run_plain_child(const struct plan *p)
 	uid_t ru, eu, su;
 	gid_t rg, eg, sg;
 	struct stat st;
-	sigset_t none;
 	char byte;
 	ssize_t n;
 
@@ -827,27 +837,7 @@ static __attribute__((noreturn)) void run_plain_child(const struct plan *p)
 	/* setresuid() away from root cleared them already; make sure of it. */
 	STEP(&c, "dropping capabilities", NULL);
 	CHECK(&c, drop_capabilities());
-	STEP(&c, "setting the parent-death signal", NULL);
-	CHECK(&c, prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0));
-	{
-		struct pollfd pfd = { .fd = p->sync_fd, .events = POLLIN };
-		if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLHUP | POLLERR)))
-			_exit(127);
-	}
-	STEP(&c, "setting no-new-privileges", NULL);
-	CHECK(&c, prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
-	if (p->seccomp != NULL) {
-		int r;
-		STEP(&c, "loading the syscall filter", NULL);
-		r = seccomp_bpf_install(p->seccomp);
-		if (r < 0)
-			child_fail(&c, -r);
-	}
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	STEP(&c, "executing", p->builder);
-	execve(p->builder, p->argv, p->envp);
-	child_fail(&c, errno);
+	exec_builder(&c, p);
 }
 
 /* ---- the parent ----------------------------------------------------------- */
