@@ -3,7 +3,9 @@
 #  1. trivial-build latency: N distinct one-line derivations built one at a
 #     time with `nib build`, through the daemon and locally (the reference);
 #  2. throughput: 200 trivial derivations in one `nib build`, both ways;
-#  3. connections per second of a query-only client (bench/daemon-bench).
+#  3. connections per second of a query-only client (bench/daemon-bench),
+#     and the same against Nix 2.8's nix-daemon in the same run when
+#     Debian's nix-bin is installed (a scratch store; nothing else touched).
 #
 #   bench/daemon.sh [BUILD_DIR]     (default: _build; N=... builds for 1.)
 set -eu
@@ -55,3 +57,17 @@ for mode in daemon local; do
 		'BEGIN { printf "%-6s 200 trivial builds in one nib build (max-jobs 2): %.2f s, %.1f builds/s\n", m, e - s, 200 / (e - s) }'
 done
 "$build/bench/daemon-bench" "$NIB_DAEMON_SOCKET" /nib/store 3 "$dpid"
+if command -v nix-daemon >/dev/null 2>&1; then
+	# Nix's daemon over a scratch store and state directory of its own.
+	nx="$tmp/nix"
+	mkdir -p "$nx/etc" "$nx/state" "$nx/store" "$nx/log"
+	printf 'build-users-group =\nsubstituters =\n' >"$nx/etc/nix.conf"
+	NIX_CONF_DIR="$nx/etc" NIX_STATE_DIR="$nx/state" NIX_STORE_DIR="$nx/store" \
+		NIX_LOG_DIR="$nx/log" nix-daemon >"$nx/daemon.log" 2>&1 &
+	npid=$!
+	for i in $(seq 1 100); do [ -S "$nx/state/daemon-socket/socket" ] && break; sleep 0.05; done
+	echo "Nix 2.8's nix-daemon, same client:"
+	"$build/bench/daemon-bench" "$nx/state/daemon-socket/socket" "$nx/store" 3 "$npid" | head -2
+	kill "$npid" 2>/dev/null
+	wait "$npid" 2>/dev/null || true
+fi
