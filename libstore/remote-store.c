@@ -98,6 +98,17 @@ static int call(struct store *s, struct proto_request *req, struct proto_reply *
 	return remote_store_check(s, r, derr, err);
 }
 
+/* One request without data whose reply carries nothing the caller needs. */
+static int call_only(struct store *s, struct proto_request *req, struct nib_error **err)
+{
+	struct proto_reply rep = { 0 };
+
+	if (call(s, req, &rep, err) < 0)
+		return -1;
+	proto_reply_release(&rep);
+	return 0;
+}
+
 static int finish(struct store *s, uint64_t op, struct proto_reply *rep, struct nib_error **err)
 {
 	struct remote_store *rs = REMOTE(s);
@@ -353,26 +364,16 @@ static int remote_add_nar(struct store *s, const struct store_path_info *info, n
 
 static int remote_add_temp_root(struct store *s, const char *path, struct nib_error **err)
 {
-	struct proto_request req = { .op = PROTO_OP_ADD_TEMP_ROOT };
-	struct proto_reply rep = { 0 };
+	struct proto_request req = { .op = PROTO_OP_ADD_TEMP_ROOT, .path = (char *)path };
 
-	req.path = (char *)path;
-	if (call(s, &req, &rep, err) < 0)
-		return -1;
-	proto_reply_release(&rep);
-	return 0;
+	return call_only(s, &req, err);
 }
 
 static int remote_add_indirect_root(struct store *s, const char *link, struct nib_error **err)
 {
-	struct proto_request req = { .op = PROTO_OP_ADD_INDIRECT_ROOT };
-	struct proto_reply rep = { 0 };
+	struct proto_request req = { .op = PROTO_OP_ADD_INDIRECT_ROOT, .path = (char *)link };
 
-	req.path = (char *)link;
-	if (call(s, &req, &rep, err) < 0)
-		return -1;
-	proto_reply_release(&rep);
-	return 0;
+	return call_only(s, &req, err);
 }
 
 static int remote_find_roots(struct store *s, bool include_temp, struct store_root **ret,
@@ -536,7 +537,6 @@ static int send_options(struct store *s, uint64_t verbosity, bool keep_going,
 			struct proto_pair *overrides, size_t n, struct nib_error **err)
 {
 	struct proto_request req = { .op = PROTO_OP_SET_OPTIONS };
-	struct proto_reply rep = { 0 };
 	struct proto_client_settings *cs = &req.set_options;
 
 	cs->keep_going = keep_going;
@@ -546,9 +546,8 @@ static int send_options(struct store *s, uint64_t verbosity, bool keep_going,
 	cs->build_verbosity = PROTO_LVL_ERROR; /* "verbose build": nib shows build logs */
 	cs->overrides = overrides;
 	cs->n_overrides = n;
-	if (call(s, &req, &rep, err) < 0)
+	if (call_only(s, &req, err) < 0)
 		return nib_error_prefix(err, "sending settings to the daemon");
-	proto_reply_release(&rep);
 	REMOTE(s)->verbosity = verbosity;
 	return 0;
 }
