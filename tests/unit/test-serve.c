@@ -29,6 +29,7 @@
 #include "remote-store.h"
 #include "serve.h"
 #include "settings.h"
+#include "store-derivation.h"
 #include "store.h"
 #include "strbuf.h"
 #include "util.h"
@@ -647,6 +648,10 @@ static struct derivation *make_drv(const char *json, char **ret_drv_path)
 	"{\"name\": \"ia\", \"system\": \"x86_64-linux\", \"builder\": \"/bin/sh\", " \
 	"\"args\": [\"-c\", \"echo y > $out\"], \"outputs\": {\"out\": {}}, \"env\": {}}"
 
+#define IA2_JSON                                                                       \
+	"{\"name\": \"ia2\", \"system\": \"x86_64-linux\", \"builder\": \"/bin/sh\", " \
+	"\"args\": [\"-c\", \"echo z > $out\"], \"outputs\": {\"out\": {}}, \"env\": {}}"
+
 /* BuildDerivation: who may send what, and what is checked before anything builds. */
 static void test_build_derivation(void)
 {
@@ -723,6 +728,38 @@ static void test_build_derivation(void)
 	CU_ASSERT_EQUAL(res.status, PROTO_BUILD_MISC_FAILURE);
 	CU_ASSERT(res.error_msg != NULL && strstr(res.error_msg, "disabled") != NULL);
 	proto_build_result_release(&res);
+	/* A path that is not a .drv: refused. */
+	{
+		cleanup_free char *notdrv = xstrndup(ia_path, strlen(ia_path) - 4);
+
+		CU_ASSERT_EQUAL(remote_store_build_derivation(rem, notdrv, ia, 0, &res, &e), -1);
+		CU_ASSERT(e != NULL && strstr(e->msg, "is not a derivation path") != NULL);
+		nib_error_clear(&e);
+	}
+	/* Input-addressed and in the store: its outputs must be the stored ones. */
+	{
+		cleanup_store struct store *loc = local();
+		cleanup_free char *p2 = NULL, *stored = NULL;
+		cleanup_derivation struct derivation *d2 = make_drv(IA2_JSON, &p2);
+		char *good;
+
+		CU_ASSERT_EQUAL(store_add_derivation(loc, d2, &stored, &e), 0);
+		CU_ASSERT(stored != NULL && STREQ(stored, p2));
+		good = d2->outputs[0].path;
+		d2->outputs[0].path = xstrdup(ia->outputs[0].path);
+		CU_ASSERT_EQUAL(remote_store_build_derivation(rem, p2, d2, 0, &res, &e), -1);
+		CU_ASSERT(e != NULL && e->code == NIB_E_INVALID &&
+			  strstr(e->msg, "output 'out' of the derivation given inline is") != NULL);
+		nib_error_clear(&e);
+		free(d2->outputs[0].path);
+		d2->outputs[0].path = good;
+		/* An output the stored derivation does not have. */
+		free(d2->outputs[0].name);
+		d2->outputs[0].name = xstrdup("dev");
+		CU_ASSERT_EQUAL(remote_store_build_derivation(rem, p2, d2, 0, &res, &e), -1);
+		CU_ASSERT(e != NULL && strstr(e->msg, "has an output 'dev'") != NULL);
+		nib_error_clear(&e);
+	}
 	/* An input source that is not valid: a failed result, nothing built. */
 	{
 		cleanup_free char *p2 = NULL;
