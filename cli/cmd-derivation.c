@@ -19,9 +19,18 @@
 
 struct drv_files {
 	const char *store_dir;
-	char *real_store_dir; /* where the store's files are (store-root + store-dir) */
-	char *inputs_dir;     /* where input .drv files are looked up by base name */
+	char *real_store_dir;	   /* where the store's files are (store-root + store-dir) */
+	char *inputs_dir;	   /* where input .drv files are looked up by base name */
+	struct drv_hasher *hasher; /* resolves inputs through this struct (resolve_input) */
 };
+
+static void drv_files_release(struct drv_files *f)
+{
+	drv_hasher_free(f->hasher);
+	free(f->inputs_dir);
+	free(f->real_store_dir);
+}
+#define cleanup_drv_files __attribute__((cleanup(drv_files_release)))
 
 /* A FILE argument: "-" is stdin; a path in the store is read from the real store dir. */
 static int read_input(const struct drv_files *f, const char *file, char **ret_key, char **ret_text,
@@ -84,7 +93,7 @@ static bool needs_fill(const struct derivation *d)
  * return the derivation and its .drv path (the store path given, the key of
  * a show-derivation object, or computed).
  */
-static int load(const struct drv_files *f, struct drv_hasher *h, const char *file, bool check_key,
+static int load(const struct drv_files *f, const char *file, bool check_key,
 		struct derivation **ret, char **ret_path, struct nib_error **err)
 {
 	cleanup_free char *key = NULL, *text = NULL, *json_key = NULL;
@@ -109,7 +118,8 @@ static int load(const struct drv_files *f, struct drv_hasher *h, const char *fil
 			return -1;
 		d->name = xstrndup(sp.name, strlen(sp.name) - 4);
 	}
-	if (is_json && (check_key || needs_fill(d)) && derivation_fill_outputs(h, d, err) < 0)
+	if (is_json && (check_key || needs_fill(d)) &&
+	    derivation_fill_outputs(f->hasher, d, err) < 0)
 		return nib_error_prefix(err, "'%s'", file);
 	if (key == NULL || check_key) {
 		if (derivation_store_path(f->store_dir, d, &computed, NULL, NULL, err) < 0)
@@ -130,12 +140,53 @@ static int load(const struct drv_files *f, struct drv_hasher *h, const char *fil
 	return 0;
 }
 
-static int setup(struct cli_ctx *ctx, const char *inputs, struct drv_files *f)
+/*
+ * The options of both commands: -h, --inputs DIR, --json and, when aterm is
+ * not NULL, --aterm.  Returns -1 when the command goes on, with optind at its
+ * first FILE (there is one) and f set up; else the exit code to return.
+ */
+static int start(struct cli_ctx *ctx, int argc, char **argv, const char *name,
+		 const char *options_help, bool *aterm, struct drv_files *f)
 {
+	static const struct option longopts[] = {
+		CLI_COMMON_LONGOPTS,
+		{ "aterm", no_argument, NULL, 'a' },
+		{ "inputs", required_argument, NULL, 'i' },
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *inputs = NULL;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			cli_command_help(stdout, name, options_help);
+			return EXIT_OK;
+		case 'a':
+			if (aterm == NULL)
+				return cli_usage_error(name, "'--aterm' is not supported here");
+			*aterm = true;
+			break;
+		case 'i':
+			inputs = optarg;
+			break;
+		case 'j':
+			ctx->json = true;
+			break;
+		default:
+			return cli_usage_error(name, "invalid option");
+		}
+	}
+	if (optind >= argc)
+		return cli_usage_error(name, "no derivation given");
+	if (aterm != NULL && *aterm && ctx->json)
+		return cli_usage_error(name, "'--aterm' and '--json' conflict");
 	f->store_dir = ctx->settings->store_dir;
 	f->real_store_dir = settings_real_store_dir(ctx->settings);
 	f->inputs_dir = xstrdup(inputs ? inputs : f->real_store_dir);
-	return 0;
+	f->hasher = drv_hasher_new(f->store_dir, resolve_input, f);
+	return -1;
 }
 
 static const char show_help[] =
@@ -151,53 +202,24 @@ static const char show_help[] =
 
 int cmd_derivation_show(struct cli_ctx *ctx, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		CLI_COMMON_LONGOPTS,
-		{ "aterm", no_argument, NULL, 'a' },
-		{ "inputs", required_argument, NULL, 'i' },
-		{ "json", no_argument, NULL, 'j' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *inputs = NULL;
 	bool aterm = false;
-	struct drv_files f = { 0 };
-	cleanup_drv_hasher struct drv_hasher *h = NULL;
+	cleanup_drv_files struct drv_files f = { 0 };
 	cleanup_free struct derivation **drvs = NULL;
 	cleanup_free char **paths = NULL;
 	cleanup_strbuf struct strbuf out = STRBUF_INIT;
 	size_t n = 0;
-	int c, r = EXIT_OK;
+	int r;
 
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-			cli_command_help(stdout, "derivation show", show_help);
-			return EXIT_OK;
-		case 'a':
-			aterm = true;
-			break;
-		case 'i':
-			inputs = optarg;
-			break;
-		case 'j':
-			ctx->json = true;
-			break;
-		default:
-			return cli_usage_error("derivation show", "invalid option");
-		}
-	}
-	if (optind >= argc)
-		return cli_usage_error("derivation show", "no derivation given");
-	if (aterm && ctx->json)
-		return cli_usage_error("derivation show", "'--aterm' and '--json' conflict");
-	setup(ctx, inputs, &f);
-	h = drv_hasher_new(f.store_dir, resolve_input, &f);
+	r = start(ctx, argc, argv, "derivation show", show_help, &aterm, &f);
+	if (r >= 0)
+		return r;
+	r = EXIT_OK;
 	drvs = xcalloc((size_t)(argc - optind), sizeof(*drvs));
 	paths = xcalloc((size_t)(argc - optind), sizeof(*paths));
 	for (int i = optind; i < argc; i++, n++) {
 		cleanup_error struct nib_error *err = NULL;
 
-		if (load(&f, h, argv[i], false, &drvs[n], &paths[n], &err) < 0) {
+		if (load(&f, argv[i], false, &drvs[n], &paths[n], &err) < 0) {
 			r = cli_report_error(ctx, err);
 			break;
 		}
@@ -219,8 +241,6 @@ int cmd_derivation_show(struct cli_ctx *ctx, int argc, char **argv)
 		derivation_free(drvs[i]);
 		free(paths[i]);
 	}
-	free(f.inputs_dir);
-	free(f.real_store_dir);
 	return r;
 }
 
@@ -237,37 +257,14 @@ static const char paths_help[] =
 
 int cmd_derivation_paths(struct cli_ctx *ctx, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		CLI_COMMON_LONGOPTS,
-		{ "inputs", required_argument, NULL, 'i' },
-		{ "json", no_argument, NULL, 'j' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *inputs = NULL;
-	struct drv_files f = { 0 };
-	cleanup_drv_hasher struct drv_hasher *h = NULL;
+	cleanup_drv_files struct drv_files f = { 0 };
 	cleanup_json cJSON *root = NULL;
-	int c, r = EXIT_OK;
+	int r;
 
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-			cli_command_help(stdout, "derivation paths", paths_help);
-			return EXIT_OK;
-		case 'i':
-			inputs = optarg;
-			break;
-		case 'j':
-			ctx->json = true;
-			break;
-		default:
-			return cli_usage_error("derivation paths", "invalid option");
-		}
-	}
-	if (optind >= argc)
-		return cli_usage_error("derivation paths", "no derivation given");
-	setup(ctx, inputs, &f);
-	h = drv_hasher_new(f.store_dir, resolve_input, &f);
+	r = start(ctx, argc, argv, "derivation paths", paths_help, NULL, &f);
+	if (r >= 0)
+		return r;
+	r = EXIT_OK;
 	root = cJSON_CreateObject();
 	for (int i = optind; i < argc && r == EXIT_OK; i++) {
 		cleanup_error struct nib_error *err = NULL;
@@ -275,9 +272,9 @@ int cmd_derivation_paths(struct cli_ctx *ctx, int argc, char **argv)
 		cleanup_free char *drv_path = NULL;
 		char **out_paths = NULL;
 
-		if (load(&f, h, argv[i], true, &d, &drv_path, &err) < 0 ||
-		    derivation_check_outputs(h, d, &err) < 0 ||
-		    derivation_output_paths(h, d, &out_paths, &err) < 0) {
+		if (load(&f, argv[i], true, &d, &drv_path, &err) < 0 ||
+		    derivation_check_outputs(f.hasher, d, &err) < 0 ||
+		    derivation_output_paths(f.hasher, d, &out_paths, &err) < 0) {
 			r = cli_report_error(ctx, err);
 			break;
 		}
@@ -300,7 +297,5 @@ int cmd_derivation_paths(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	if (r == EXIT_OK && ctx->json)
 		cli_print_json(root);
-	free(f.inputs_dir);
-	free(f.real_store_dir);
 	return r;
 }

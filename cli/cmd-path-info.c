@@ -42,24 +42,24 @@ static void info_array_releasep(struct info_array *a)
 }
 #define cleanup_info_array __attribute__((cleanup(info_array_releasep)))
 
+/* The total NAR size of the closure of path (paths that are not valid count 0). */
 static int closure_size(struct store *store, const char *path, uint64_t *ret,
 			struct nib_error **err)
 {
 	cleanup_strv char **closure = NULL;
+	cleanup_info_array struct info_array infos = { NULL, 0 };
 	char *const one[] = { (char *)path, NULL };
 	uint64_t total = 0;
 
 	if (store_query_closure(store, one, 1, 0, &closure, err) < 0)
 		return -1;
-	for (char **p = closure; *p; p++) {
-		struct store_path_info info = { 0 };
-		int r = store_query_path_info(store, *p, &info, err);
-		if (r < 0)
-			return -1;
-		if (r > 0)
-			total += info.nar_size;
-		store_path_info_release(&info);
-	}
+	/* One batch query: the local store answers it from one snapshot. */
+	infos.n = strv_length(closure);
+	infos.v = xcalloc(infos.n + 1, sizeof(*infos.v));
+	if (store_query_path_infos(store, closure, infos.n, infos.v, err) < 0)
+		return -1;
+	for (size_t i = 0; i < infos.n; i++)
+		total += infos.v[i].nar_size;
 	*ret = total;
 	return 0;
 }

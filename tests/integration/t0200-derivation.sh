@@ -11,7 +11,7 @@ root=$TEST_ROOT/root
 mkdir -p "$root/nix/store"
 N=("$NIB" --store-dir /nix/store --store-root "$root")
 
-plan 32
+plan 33
 
 run_ok "derivation show --help" "$NIB" derivation show --help
 like "show help has usage" "$OUT" "Usage: nib derivation show"
@@ -87,6 +87,7 @@ is "unknown output path printed as -" "$(head -n1 <<<"$OUT")" "out -"
 # Errors.
 run_fails "no file is a usage error" 2 "$NIB" derivation show
 run_fails "--aterm with --json is a usage error" 2 "$NIB" derivation show --aterm --json x
+run_fails "paths takes no --aterm" 2 "$NIB" derivation paths --aterm x
 run_fails "missing file" 1 "${N[@]}" derivation show "$TEST_ROOT/nope.drv"
 like "missing file named" "$ERR" "nope.drv': No such file or directory"
 printf 'Derive([("out","","","")],[],[],"s","b",[],[("b",""),("a","")])' >"$TEST_ROOT/bad.drv"

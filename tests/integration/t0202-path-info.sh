@@ -6,7 +6,7 @@ export NIB_STORE_DIR=/nix/store NIB_STORE_ROOT="$TEST_ROOT/root" NIB_STATE_DIR="
 PATH_F=/nix/store/ab3li50xq0nl4q5lxdyinb8w8y13my9s-f
 PATH_D=/nix/store/wlhx3dm3l5sjwznb9g04a1i2a747b0fm-d
 
-plan 22
+plan 25
 
 mkdir -p "$TEST_ROOT/src/d"
 printf 'hi\n' >"$TEST_ROOT/src/f"
@@ -37,6 +37,15 @@ is "followed" "$OUT" "$PATH_F"
 run_ok "recursive" "$NIB" path-info -r "$PATH_F" "$PATH_D"
 is "closure listed sorted" "$OUT" "$PATH_F
 $PATH_D"
+
+# A path that refers to both: its closure size adds theirs.
+PATH_R=/nix/store/11111111111111111111111111111111-r
+printf 'refers\n' >"$TEST_ROOT/root$PATH_R"
+printf '%s\n\n2\n%s\n%s\n\n' "$PATH_R" "$PATH_F" "$PATH_D" | "$NIB" store register >/dev/null
+run_ok "path-info -s of a path with references" "$NIB" path-info -s "$PATH_R"
+own=$(cut -f2 <<<"$OUT")
+run_ok "path-info -S of a path with references" "$NIB" path-info -S "$PATH_R"
+is "closure size sums the closure" "$OUT" "$PATH_R	$((own + 120 + 512))"
 
 run_fails "a path that is not valid" 1 "$NIB" path-info /nix/store/00000000000000000000000000000000-x
 like "says not valid" "$ERR" "path '/nix/store/00000000000000000000000000000000-x' is not valid"

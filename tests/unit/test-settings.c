@@ -195,6 +195,8 @@ static void test_value_errors(void)
 	expect_set_error("max-jobs", "65537", "must be between 0 and 65536");
 	expect_set_error("max-jobs", "-1", "must be between 0 and 65536");
 	expect_set_error("start-id", "0", "must be between 1 and 4294967294");
+	expect_set_error("spare-connection-processes", "65", "must be between 0 and 64");
+	expect_set_error("spare-connection-processes", "-1", "must be between 0 and 64");
 	expect_set_error("timeout", "99999999999999999999", "number out of range");
 	expect_set_error("build-memory-max", "lots", "expected a size in bytes");
 	expect_set_error("build-memory-max", "99999999999999999G", "size out of range");
@@ -463,6 +465,9 @@ static void test_validate(void)
 	expect_invalid_config("sandbox-paths", "/bin/sh=busybox",
 			      "entry '/bin/sh=busybox' must be an absolute");
 	expect_invalid_config("sandbox-paths", "relative", "entry 'relative' must be an absolute");
+	expect_invalid_config("impure-env", "NOEQUALS",
+			      "setting 'impure-env': entry 'NOEQUALS' must be NAME=VALUE");
+	expect_invalid_config("impure-env", "A=1 =2", "entry '=2' must be NAME=VALUE");
 }
 
 static void test_real_store_dir(void)
