@@ -1311,39 +1311,19 @@ int local_store_invalidate_path(struct store *store, const char *path, struct ni
 
 /* Queries. */
 
-static int split_sigs(const char *text, char ***ret)
+/* The space-separated signatures of a row as a vector, or NULL when there are none. */
+static char **split_sigs(const char *text)
 {
 	cleanup_free char *copy = NULL;
-	char *save = NULL, *tok;
+	char **v, *save = NULL, *tok;
 
-	*ret = NULL;
 	if (text == NULL || text[0] == '\0')
-		return 0;
+		return NULL;
 	copy = xstrdup(text);
-	*ret = xcalloc(1, sizeof(char *));
+	v = xcalloc(1, sizeof(char *));
 	for (tok = strtok_r(copy, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
-		strv_push(ret, tok);
-	return 0;
-}
-
-int local_path_info_from_row(struct local_store *ls, const struct db_path_row *row,
-			     struct store_path_info *ret, struct nib_error **err)
-{
-	struct store_path_info info = { 0 };
-
-	if (hash_parse(row->hash, HASH_SHA256, &info.nar_hash, err) < 0)
-		return nib_error_prefix(err, "database entry of '%s'", row->path);
-	if (db_references(ls->db, row->id, &info.references, err) < 0)
-		return -1;
-	info.path = xstrdup(row->path);
-	info.nar_size = row->nar_size > 0 ? (uint64_t)row->nar_size : 0;
-	info.deriver = row->deriver ? xstrdup(row->deriver) : NULL;
-	info.registration_time = row->registration_time;
-	info.ultimate = row->ultimate;
-	split_sigs(row->sigs, &info.sigs);
-	info.ca = row->ca ? xstrdup(row->ca) : NULL;
-	*ret = info;
-	return 0;
+		strv_push(&v, tok);
+	return v;
 }
 
 static int local_query_path_info(struct store *s, const char *path, struct store_path_info *ret,
@@ -1369,7 +1349,7 @@ static int local_query_path_info(struct store *s, const char *path, struct store
 	info.deriver = TAKE_PTR(row.deriver);
 	info.registration_time = row.registration_time;
 	info.ultimate = row.ultimate;
-	split_sigs(row.sigs, &info.sigs);
+	info.sigs = split_sigs(row.sigs);
 	info.ca = TAKE_PTR(row.ca);
 	db_path_row_release(&row);
 	*ret = info;
