@@ -1330,7 +1330,7 @@ static int local_query_path_info(struct store *s, const char *path, struct store
 				 struct nib_error **err)
 {
 	struct local_store *ls = LOCAL(s);
-	struct db_path_row row = { 0 };
+	cleanup_path_row struct db_path_row row = { 0 };
 	struct store_path_info info = { 0 };
 	char **refs = NULL;
 	int r = db_path_query_refs(ls->db, path, &row, &refs, err);
@@ -1340,7 +1340,6 @@ static int local_query_path_info(struct store *s, const char *path, struct store
 	if (hash_parse(row.hash, HASH_SHA256, &info.nar_hash, err) < 0) {
 		nib_error_prefix(err, "database entry of '%s'", row.path);
 		strv_free(refs);
-		db_path_row_release(&row);
 		return -1;
 	}
 	info.path = TAKE_PTR(row.path);
@@ -1351,7 +1350,6 @@ static int local_query_path_info(struct store *s, const char *path, struct store
 	info.ultimate = row.ultimate;
 	info.sigs = split_sigs(row.sigs);
 	info.ca = TAKE_PTR(row.ca);
-	db_path_row_release(&row);
 	*ret = info;
 	return 1;
 }
