@@ -724,20 +724,11 @@ static struct derivation *resolve_input(void *userdata, const char *drv_path,
 static int register_drv_outputs(struct local_store *ls, int64_t id, const char *path,
 				struct nib_error **err)
 {
-	cleanup_derivation struct derivation *d = NULL;
-	cleanup_free char *real = local_store_real_path(&ls->base, path), *text = NULL;
-	size_t len = 0;
+	/* Its row is in the open transaction, so it reads as valid. */
+	cleanup_derivation struct derivation *d = store_read_derivation(&ls->base, path, err);
 
-	if (read_file_at(AT_FDCWD, real, DRV_MAX_TEXT, &text, &len, err) < 0 ||
-	    derivation_parse_aterm(text, len, ls->base.store_dir, &d, err) < 0)
+	if (d == NULL)
 		return -1;
-	if (d->name == NULL) {
-		/* No env "name" (a JSON derivation without one): named after its path. */
-		struct store_path sp;
-		if (store_path_parse(ls->base.store_dir, path, false, &sp, err) < 0)
-			return -1;
-		d->name = xstrndup(sp.name, strlen(sp.name) - 4);
-	}
 	/* As Nix does: a .drv whose output paths are wrong is not registered. */
 	if (ls->hasher == NULL)
 		ls->hasher = drv_hasher_new(ls->base.store_dir, resolve_input, &ls->base);
