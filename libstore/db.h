@@ -110,6 +110,8 @@ struct db_path_row {
 };
 
 void db_path_row_release(struct db_path_row *r); /* frees strings; NULL-safe */
+/* Releases a struct db_path_row (initialised to { 0 }) at scope exit. */
+#define cleanup_path_row __attribute__((cleanup(db_path_row_release)))
 
 /* The id of a valid path: 1 and *ret_id, or 0 when not valid. */
 int db_path_id(struct db *db, const char *path, int64_t *ret_id, struct nib_error **err);

@@ -462,7 +462,7 @@ static int compute_live(struct local_store *ls, struct strset *roots, struct str
 	for (char **p = start; *p; p++)
 		ENQUEUE(*p);
 	for (size_t qi = 0; qi < qn; qi++) {
-		struct db_path_row row = { 0 };
+		cleanup_path_row struct db_path_row row = { 0 };
 		cleanup_strv char **refs = NULL;
 		int r = db_path_query(ls->db, queue[qi], &row, err);
 
@@ -470,41 +470,32 @@ static int compute_live(struct local_store *ls, struct strset *roots, struct str
 			return -1;
 		if (r == 0)
 			continue; /* not valid: the name itself is protected, nothing more */
-		if (db_references(ls->db, row.id, &refs, err) < 0) {
-			db_path_row_release(&row);
+		if (db_references(ls->db, row.id, &refs, err) < 0)
 			return -1;
-		}
 		for (char **ref = refs; *ref; ref++)
 			ENQUEUE(*ref);
 		if (ls->keep_derivations && row.deriver != NULL &&
 		    !strset_contains(live, row.deriver)) {
 			int64_t did;
 			r = db_path_id(ls->db, row.deriver, &did, err);
-			if (r < 0) {
-				db_path_row_release(&row);
+			if (r < 0)
 				return -1;
-			}
 			if (r > 0)
 				ENQUEUE(row.deriver);
 		}
 		if (ls->keep_outputs && is_drv(row.path)) {
 			cleanup_strv char **names = NULL, **outs = NULL;
-			if (db_drv_outputs(ls->db, row.id, &names, &outs, err) < 0) {
-				db_path_row_release(&row);
+			if (db_drv_outputs(ls->db, row.id, &names, &outs, err) < 0)
 				return -1;
-			}
 			for (char **o = outs; *o; o++) {
 				int64_t oid;
 				r = db_path_id(ls->db, *o, &oid, err);
-				if (r < 0) {
-					db_path_row_release(&row);
+				if (r < 0)
 					return -1;
-				}
 				if (r > 0)
 					ENQUEUE(*o);
 			}
 		}
-		db_path_row_release(&row);
 	}
 #undef ENQUEUE
 	return 0;
@@ -552,7 +543,7 @@ static int delete_one(struct gc_state *g, const char *path, struct nib_error **e
 	cleanup_free char *real = local_store_real_path(&ls->base, path);
 	const char *name = strrchr(real, '/') + 1;
 	cleanup_close int dirfd = open(ls->real_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	struct db_path_row row = { 0 };
+	cleanup_path_row struct db_path_row row = { 0 };
 	uint64_t bytes;
 	int r;
 
@@ -563,19 +554,16 @@ static int delete_one(struct gc_state *g, const char *path, struct nib_error **e
 		return -1;
 	if (g->opts->dry_run) {
 		bytes = r > 0 ? (uint64_t)row.nar_size : tree_size_at(dirfd, name, 0);
-		db_path_row_release(&row);
 	} else {
 		if (r > 0) {
 			cleanup_txn struct db_txn *t = NULL;
 			cleanup_error struct nib_error *e = NULL;
-			int64_t id = row.id;
 
-			db_path_row_release(&row);
 			/* The database first: a crash now leaves an invalid leftover, never a
 			 * valid path with its contents gone. */
 			if (db_txn_begin(ls->db, true, &t, err) < 0)
 				return -1;
-			if (db_path_delete(ls->db, id, &e) < 0) {
+			if (db_path_delete(ls->db, row.id, &e) < 0) {
 				if (e->code != NIB_E_DENIED)
 					return nib_error_move(err, &e);
 				log_debug("not deleting '%s': a new path refers to it", path);

@@ -67,7 +67,3 @@ int local_verify(struct store *s, unsigned flags,
  */
 int local_check_canonical(struct local_store *ls, const char *real_path, char **ret_problem,
 			  struct nib_error **err);
-
-/* Fill *ret from a database row (references included). */
-int local_path_info_from_row(struct local_store *ls, const struct db_path_row *row,
-			     struct store_path_info *ret, struct nib_error **err);

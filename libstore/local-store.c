@@ -724,20 +724,11 @@ static struct derivation *resolve_input(void *userdata, const char *drv_path,
 static int register_drv_outputs(struct local_store *ls, int64_t id, const char *path,
 				struct nib_error **err)
 {
-	cleanup_derivation struct derivation *d = NULL;
-	cleanup_free char *real = local_store_real_path(&ls->base, path), *text = NULL;
-	size_t len = 0;
+	/* Its row is in the open transaction, so it reads as valid. */
+	cleanup_derivation struct derivation *d = store_read_derivation(&ls->base, path, err);
 
-	if (read_file_at(AT_FDCWD, real, DRV_MAX_TEXT, &text, &len, err) < 0 ||
-	    derivation_parse_aterm(text, len, ls->base.store_dir, &d, err) < 0)
+	if (d == NULL)
 		return -1;
-	if (d->name == NULL) {
-		/* No env "name" (a JSON derivation without one): named after its path. */
-		struct store_path sp;
-		if (store_path_parse(ls->base.store_dir, path, false, &sp, err) < 0)
-			return -1;
-		d->name = xstrndup(sp.name, strlen(sp.name) - 4);
-	}
 	/* As Nix does: a .drv whose output paths are wrong is not registered. */
 	if (ls->hasher == NULL)
 		ls->hasher = drv_hasher_new(ls->base.store_dir, resolve_input, &ls->base);
@@ -1311,46 +1302,26 @@ int local_store_invalidate_path(struct store *store, const char *path, struct ni
 
 /* Queries. */
 
-static int split_sigs(const char *text, char ***ret)
+/* The space-separated signatures of a row as a vector, or NULL when there are none. */
+static char **split_sigs(const char *text)
 {
 	cleanup_free char *copy = NULL;
-	char *save = NULL, *tok;
+	char **v, *save = NULL, *tok;
 
-	*ret = NULL;
 	if (text == NULL || text[0] == '\0')
-		return 0;
+		return NULL;
 	copy = xstrdup(text);
-	*ret = xcalloc(1, sizeof(char *));
+	v = xcalloc(1, sizeof(char *));
 	for (tok = strtok_r(copy, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
-		strv_push(ret, tok);
-	return 0;
-}
-
-int local_path_info_from_row(struct local_store *ls, const struct db_path_row *row,
-			     struct store_path_info *ret, struct nib_error **err)
-{
-	struct store_path_info info = { 0 };
-
-	if (hash_parse(row->hash, HASH_SHA256, &info.nar_hash, err) < 0)
-		return nib_error_prefix(err, "database entry of '%s'", row->path);
-	if (db_references(ls->db, row->id, &info.references, err) < 0)
-		return -1;
-	info.path = xstrdup(row->path);
-	info.nar_size = row->nar_size > 0 ? (uint64_t)row->nar_size : 0;
-	info.deriver = row->deriver ? xstrdup(row->deriver) : NULL;
-	info.registration_time = row->registration_time;
-	info.ultimate = row->ultimate;
-	split_sigs(row->sigs, &info.sigs);
-	info.ca = row->ca ? xstrdup(row->ca) : NULL;
-	*ret = info;
-	return 0;
+		strv_push(&v, tok);
+	return v;
 }
 
 static int local_query_path_info(struct store *s, const char *path, struct store_path_info *ret,
 				 struct nib_error **err)
 {
 	struct local_store *ls = LOCAL(s);
-	struct db_path_row row = { 0 };
+	cleanup_path_row struct db_path_row row = { 0 };
 	struct store_path_info info = { 0 };
 	char **refs = NULL;
 	int r = db_path_query_refs(ls->db, path, &row, &refs, err);
@@ -1360,7 +1331,6 @@ static int local_query_path_info(struct store *s, const char *path, struct store
 	if (hash_parse(row.hash, HASH_SHA256, &info.nar_hash, err) < 0) {
 		nib_error_prefix(err, "database entry of '%s'", row.path);
 		strv_free(refs);
-		db_path_row_release(&row);
 		return -1;
 	}
 	info.path = TAKE_PTR(row.path);
@@ -1369,9 +1339,8 @@ static int local_query_path_info(struct store *s, const char *path, struct store
 	info.deriver = TAKE_PTR(row.deriver);
 	info.registration_time = row.registration_time;
 	info.ultimate = row.ultimate;
-	split_sigs(row.sigs, &info.sigs);
+	info.sigs = split_sigs(row.sigs);
 	info.ca = TAKE_PTR(row.ca);
-	db_path_row_release(&row);
 	*ret = info;
 	return 1;
 }

@@ -183,15 +183,13 @@ static int check_path(struct verifier *v, const struct row *row, struct nib_erro
 		if ((uint64_t)row->nar_size != size) {
 			bool fixed = false;
 			if (repair) {
-				struct db_path_row dbrow = { 0 };
+				cleanup_path_row struct db_path_row dbrow = { 0 };
 				r = db_path_query(ls->db, row->path, &dbrow, err);
 				if (r < 0)
 					return -1;
 				if (r > 0) {
 					dbrow.nar_size = (int64_t)size;
-					r = db_path_update(ls->db, &dbrow, err);
-					db_path_row_release(&dbrow);
-					if (r < 0)
+					if (db_path_update(ls->db, &dbrow, err) < 0)
 						return -1;
 					fixed = true;
 				}
