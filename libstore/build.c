@@ -546,6 +546,20 @@ static int check_buildable(struct build_ctx *c, size_t idx, struct nib_error **e
 							       : "it has '__noChroot' set");
 		return 1;
 	}
+	/*
+	 * An unsandboxed builder sees the store through an overlay whose
+	 * lower layer would show it the registered outputs, so job_start()
+	 * removes whatever is at their places: in check mode, the valid
+	 * outputs themselves.
+	 */
+	if (g->check && g->unsandboxed) {
+		g->error = xasprintf("cannot check '%s': checking is only supported in sandboxed "
+				     "builds (%s)",
+				     g->drv_path,
+				     s->sandbox == SANDBOX_OFF ? "setting 'sandbox' is false"
+							       : "it has '__noChroot' set");
+		return 1;
+	}
 	if (g->uid_range && !s->use_cgroups) {
 		g->error = xasprintf("cannot build '%s': feature 'uid-range' requires the setting "
 				     "'use-cgroups' to be enabled (its cgroup is delegated to it)",
