@@ -546,6 +546,20 @@ static int check_buildable(struct build_ctx *c, size_t idx, struct nib_error **e
 							       : "it has '__noChroot' set");
 		return 1;
 	}
+	/*
+	 * An unsandboxed builder sees the store through an overlay whose
+	 * lower layer would show it the registered outputs, so job_start()
+	 * removes whatever is at their places: in check mode, the valid
+	 * outputs themselves.
+	 */
+	if (g->check && g->unsandboxed) {
+		g->error = xasprintf("cannot check '%s': checking is only supported in sandboxed "
+				     "builds (%s)",
+				     g->drv_path,
+				     s->sandbox == SANDBOX_OFF ? "setting 'sandbox' is false"
+							       : "it has '__noChroot' set");
+		return 1;
+	}
 	if (g->uid_range && !s->use_cgroups) {
 		g->error = xasprintf("cannot build '%s': feature 'uid-range' requires the setting "
 				     "'use-cgroups' to be enabled (its cgroup is delegated to it)",
@@ -1531,6 +1545,7 @@ static int job_register_outputs(struct job *j, enum build_status *ret_status,
 	/* Without a sandbox, what the builder made is in the overlay's upper layer. */
 	cleanup_free char *src_dir =
 		g->unsandboxed ? xasprintf("%s/upper", j->output_dir) : xstrdup(j->output_dir);
+	cleanup_close int dfd = -1;
 	int r = -1;
 
 	*ret_status = BUILD_FAILED;
@@ -1541,17 +1556,17 @@ static int job_register_outputs(struct job *j, enum build_status *ret_status,
 	for (size_t i = 0; i < n_cand + n_out; i++)
 		parts[i] = xstrndup(cand[i] + sdlen, STORE_PATH_HASH_LEN);
 
+	dfd = open(src_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		nib_error_errno(err, "cannot open '%s'", src_dir);
+		goto out;
+	}
 	for (size_t i = 0; i < n_out; i++) {
 		const struct drv_output *o = &d->outputs[i];
 		const char *base = o->path + sdlen;
 		cleanup_strbuf struct strbuf what = STRBUF_INIT;
-		cleanup_close int dfd = open(src_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		struct stat st;
 
-		if (dfd < 0) {
-			nib_error_errno(err, "cannot open '%s'", src_dir);
-			goto out;
-		}
 		srcs[i] = xasprintf("%s/%s", src_dir, base);
 		dsts[i] = local_store_real_path(c->store, o->path);
 		if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) {

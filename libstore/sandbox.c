@@ -810,6 +810,13 @@ static __attribute__((noreturn)) void run_plain_child(const struct plan *p)
 			CHECK(&c, mount("/dev/null", NSCD_SOCKET, NULL, MS_BIND, NULL));
 		}
 	}
+	/*
+	 * Seen only in this mount namespace.  The real store is the read-only
+	 * lower layer: the builder's writes land in upper, below the output
+	 * directory that prepare_plain_dirs() checked is root's with mode
+	 * 0700, so no other user can reach or swap it.  nosuid and nodev: a
+	 * set-user-ID file or device node made by the builder grants nothing.
+	 */
 	STEP(&c, "mounting the store overlay on", p->store_dir);
 	CHECK(&c, mount("overlay", p->store_dir, "overlay", MS_NOSUID | MS_NODEV, p->overlay_opts));
 

@@ -30,7 +30,7 @@ if ! "$NIB" build "$TEST_ROOT/probe.json" >/dev/null 2>"$TEST_ROOT/.probe"; then
 	echo "Bail out! a trivial unsandboxed build fails: $(cat "$TEST_ROOT/.probe")"
 	exit 1
 fi
-plan 68
+plan 72
 
 # Orphans of an unsandboxed builder are reaped by the host's init, which may
 # take a moment (no PID namespace reaps them): a zombie is dead, skip it.
@@ -184,6 +184,12 @@ is "kills everything of the range" "$(range_processes "$FIRST_ID" $((4 * IDS_PER
 mkdrv "$TEST_ROOT/ur.json" ur "$P"'echo x > $out' --feature uid-range
 run_fails "uid-range needs the sandbox" 1 "$NIB" --option system-features uid-range build "$TEST_ROOT/ur.json"
 like "says so" "$ERR" "feature 'uid-range' is only supported in sandboxed builds \(setting 'sandbox' is false\)"
+mkdrv "$TEST_ROOT/det.json" det "$P"'echo same > $out'
+run_ok "a build to check" "$NIB" build "$TEST_ROOT/det.json"
+dout=$OUT
+run_fails "--check needs the sandbox" 1 "$NIB" build --check "$TEST_ROOT/det.json"
+like "says so" "$ERR" "cannot check '.*-det.drv': checking is only supported in sandboxed builds \(setting 'sandbox' is false\)"
+is "and leaves the checked output alone" "$(cat "$dout" 2>/dev/null)" same
 mkdir -p "$TEST_ROOT/root"
 run_fails "a relocated store" 1 env NIB_STORE_DIR=/nib/store NIB_STORE_ROOT="$TEST_ROOT/root" \
 	NIB_STATE_DIR="$TEST_ROOT/state2" "$NIB" build "$TEST_ROOT/probe.json"
