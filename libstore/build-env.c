@@ -334,14 +334,9 @@ void build_env_validity_text(const struct store_path_info *infos, size_t n, stru
 
 /* ---- exportReferencesGraph ---- */
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 static bool sorted_contains(char *const *v, const char *s)
 {
-	return v != NULL && bsearch(&s, v, strv_length(v), sizeof(char *), cmp_str) != NULL;
+	return v != NULL && bsearch(&s, v, strv_length(v), sizeof(char *), strp_cmp) != NULL;
 }
 
 /* A closure with its path information and each path's closure size. */
@@ -411,7 +406,7 @@ static int export_closure(struct store *store, char *const *roots, char *const *
 
 			x.sizes[i] += in->nar_size;
 			for (char **r = in->references; r != NULL && *r != NULL; r++) {
-				char **hit = bsearch(r, x.paths, x.n, sizeof(char *), cmp_str);
+				char **hit = bsearch(r, x.paths, x.n, sizeof(char *), strp_cmp);
 				size_t k = hit != NULL ? (size_t)(hit - x.paths) : 0;
 
 				if (hit != NULL && !seen[k]) {
@@ -821,7 +816,7 @@ static int output_closure(const struct check_ctx *c, size_t k, char ***ret, uint
 		strv_push(&all, ext_closure[i]);
 		store_path_info_release(&ext_infos[i]);
 	}
-	sort_array(all, strv_length(all), sizeof(char *), cmp_str);
+	sort_array(all, strv_length(all), sizeof(char *), strp_cmp);
 	*ret = TAKE_PTR(all);
 	*ret_size = size;
 	return 0;
@@ -859,7 +854,7 @@ static int resolve_spec(const struct check_ctx *c, const char *out, char *const 
 				c->drv_path, out, spec[i], names.buf);
 		}
 	}
-	sort_array(v, strv_length(v), sizeof(char *), cmp_str);
+	sort_array(v, strv_length(v), sizeof(char *), strp_cmp);
 	*ret = TAKE_PTR(v);
 	return 0;
 }
@@ -907,7 +902,7 @@ static int check_one(const struct check_ctx *c, size_t k, const struct out_check
 				strv_push(&badv, used[i]);
 		}
 		/* Scanned references come in the order of the candidates, not sorted. */
-		sort_array(badv, strv_length(badv), sizeof(char *), cmp_str);
+		sort_array(badv, strv_length(badv), sizeof(char *), strp_cmp);
 		for (size_t i = 0; badv[i] != NULL; i++)
 			strbuf_addf(&bad, "\n  %s", badv[i]);
 		if (bad.len > 0)

@@ -775,11 +775,6 @@ int db_path_query(struct db *db, const char *path, struct db_path_row *ret, stru
 	return 1;
 }
 
-static int cmp_strp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int db_path_query_refs(struct db *db, const char *path, struct db_path_row *ret, char ***ret_refs,
 		       struct nib_error **err)
 {
@@ -809,7 +804,7 @@ int db_path_query_refs(struct db *db, const char *path, struct db_path_row *ret,
 		refs[n++] = xstrndup(p, len);
 		p += len + (sp != NULL);
 	}
-	sort_array(refs, n, sizeof(char *), cmp_strp);
+	sort_array(refs, n, sizeof(char *), strp_cmp);
 	read_path_row(s, ret);
 	*ret_refs = refs;
 	return 1;

@@ -145,11 +145,6 @@ bool drv_output_name_valid(const char *name)
 	return store_path_name_valid(name, strlen(name));
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int cmp_output(const void *a, const void *b)
 {
 	return strcmp(((const struct drv_output *)a)->name, ((const struct drv_output *)b)->name);
@@ -171,7 +166,7 @@ void drv_strv_sort_unique(char **v, size_t *n)
 	size_t k = 0;
 
 	if (*n > 1)
-		sort_array(v, *n, sizeof(*v), cmp_str);
+		sort_array(v, *n, sizeof(*v), strp_cmp);
 	for (size_t i = 0; i < *n; i++) {
 		if (k > 0 && STREQ(v[k - 1], v[i])) {
 			free(v[i]);

@@ -436,12 +436,6 @@ int local_find_roots(struct store *s, bool include_temp, struct store_root **ret
 
 /* The collector. */
 
-static bool is_drv(const char *path)
-{
-	size_t n = strlen(path);
-	return n > 4 && STREQ(path + n - 4, ".drv");
-}
-
 /* Everything reachable from roots (which are added too). */
 static int compute_live(struct local_store *ls, struct strset *roots, struct strset *live,
 			struct nib_error **err)
@@ -483,7 +477,7 @@ static int compute_live(struct local_store *ls, struct strset *roots, struct str
 			if (r > 0)
 				ENQUEUE(row.deriver);
 		}
-		if (ls->keep_outputs && is_drv(row.path)) {
+		if (ls->keep_outputs && ends_with(row.path, ".drv")) {
 			cleanup_strv char **names = NULL, **outs = NULL;
 			if (db_drv_outputs(ls->db, row.id, &names, &outs, err) < 0)
 				return -1;
@@ -645,11 +639,6 @@ static int delete_with_referrers(struct gc_state *g, const char *path, struct ni
 	return 0;
 }
 
-static int cmp_strp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Dead store paths and stale files in the store directory (sorted). */
 static int scan_store(struct gc_state *g, char ***ret, struct nib_error **err)
 {
@@ -700,7 +689,7 @@ static int scan_store(struct gc_state *g, char ***ret, struct nib_error **err)
 	}
 	if (errno != 0)
 		return nib_error_errno(err, "cannot read '%s'", ls->real_dir);
-	sort_array(dead, n, sizeof(char *), cmp_strp);
+	sort_array(dead, n, sizeof(char *), strp_cmp);
 	*ret = TAKE_PTR(dead);
 	return 0;
 }

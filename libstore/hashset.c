@@ -108,11 +108,6 @@ size_t strset_count(const struct strset *s)
 	return s->count;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 char **strset_to_sorted_strv(const struct strset *s)
 {
 	char **v = xcalloc(s->count + 1, sizeof(char *));
@@ -121,7 +116,7 @@ char **strset_to_sorted_strv(const struct strset *s)
 	for (size_t i = 0; i < s->cap; i++)
 		if (s->slots[i] != NULL)
 			v[n++] = xstrdup(s->slots[i]);
-	sort_array(v, n, sizeof(char *), cmp_str);
+	sort_array(v, n, sizeof(char *), strp_cmp);
 	return v;
 }
 

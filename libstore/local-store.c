@@ -70,12 +70,6 @@ static const char *base_name(const char *path)
 	return s ? s + 1 : path;
 }
 
-static bool is_drv(const char *path)
-{
-	size_t n = strlen(path);
-	return n > 4 && STREQ(path + n - 4, ".drv");
-}
-
 /* Opening and layout. */
 
 static int read_schema_version(struct local_store *ls, int *ret, struct nib_error **err)
@@ -799,7 +793,7 @@ static int register_paths(struct local_store *ls, const struct store_path_info *
 			if (db_ref_insert(ls->db, ids[i], rid, err) < 0)
 				return -1;
 		}
-		if (is_drv(infos[i].path) &&
+		if (ends_with(infos[i].path, ".drv") &&
 		    register_drv_outputs(ls, ids[i], infos[i].path, err) < 0)
 			return nib_error_prefix(err, "registering '%s'", infos[i].path);
 	}
@@ -1105,18 +1099,13 @@ static int refs_valid(struct local_store *ls, char *const *refs, const char *sel
 	return 0;
 }
 
-static int cmp_strp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* A sorted, duplicate-free copy of refs. */
 static char **sorted_refs(char *const *refs)
 {
 	char **v = refs ? strv_copy(refs) : xcalloc(1, sizeof(char *));
 	size_t n = strv_length(v), k = 0;
 
-	sort_array(v, n, sizeof(char *), cmp_strp);
+	sort_array(v, n, sizeof(char *), strp_cmp);
 	for (size_t i = 0; i < n; i++) {
 		if (k > 0 && STREQ(v[k - 1], v[i])) {
 			free(v[i]);
@@ -1501,7 +1490,7 @@ static int local_query_closure(struct store *s, char *const *paths, size_t n, un
 					     "database references a missing row %lld",
 					     (long long)queue[i]);
 	}
-	sort_array(out, qn, sizeof(char *), cmp_strp);
+	sort_array(out, qn, sizeof(char *), strp_cmp);
 	*ret = TAKE_PTR(out);
 	return 0;
 }

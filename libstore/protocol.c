@@ -1453,18 +1453,6 @@ void proto_derived_paths_free(struct proto_derived_path *p, size_t n)
 	free(p);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static bool ends_with_drv(const char *s)
-{
-	size_t n = strlen(s);
-
-	return n >= 4 && memcmp(s + n - 4, ".drv", 4) == 0;
-}
-
 int proto_derived_path_parse(const char *s, unsigned version, struct proto_derived_path *ret,
 			     struct nib_error **err)
 {
@@ -1477,7 +1465,7 @@ int proto_derived_path_parse(const char *s, unsigned version, struct proto_deriv
 	if (bang == NULL) {
 		p.path = xstrdup(s);
 		/* Before 1.30 a bare derivation means "all its outputs". */
-		p.built = version < PROTO_VERSION(1, 30) && ends_with_drv(s);
+		p.built = version < PROTO_VERSION(1, 30) && ends_with(s, ".drv");
 		p.all_outputs = p.built;
 		*ret = p;
 		return 0;
@@ -1504,7 +1492,7 @@ int proto_derived_path_parse(const char *s, unsigned version, struct proto_deriv
 			break;
 		o = end + 1;
 	}
-	sort_array(p.outputs, n, sizeof(char *), cmp_str);
+	sort_array(p.outputs, n, sizeof(char *), strp_cmp);
 	/* A set: drop repeated names. */
 	for (size_t i = 1, j = 1; i <= n; i++) {
 		if (i == n) {
@@ -1528,7 +1516,7 @@ char *proto_derived_path_to_string(const struct proto_derived_path *p, unsigned 
 	struct strbuf sb = STRBUF_INIT;
 
 	if (!p->built) {
-		if (version < PROTO_VERSION(1, 30) && ends_with_drv(p->path)) {
+		if (version < PROTO_VERSION(1, 30) && ends_with(p->path, ".drv")) {
 			nib_error_set(err, NIB_E_UNSUPPORTED, 0,
 				      "cannot ask for the derivation '%s' itself: protocol 1.%u is "
 				      "older than 1.30",

@@ -1765,7 +1765,7 @@ static int op_build_derivation(struct serve_ctx *sc, struct proto_request *req,
 
 	if (wire_path(sc, req->build_derivation.drv_path, &drv, err) < 0)
 		return H_FAILED;
-	if (strlen(drv) < 4 || !STREQ(drv + strlen(drv) - 4, ".drv"))
+	if (!ends_with(drv, ".drv"))
 		return nib_error_set(err, NIB_E_INVALID, 0, "'%s' is not a derivation path", drv),
 		       H_FAILED;
 	if (basic_derivation_parse(sc, &req->build_derivation.drv, drv, &d, err) < 0 ||

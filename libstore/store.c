@@ -209,13 +209,6 @@ int store_query_path_from_hash_part(struct store *store, const char *hash_part, 
 		    ret_path);
 }
 
-static bool is_drv_path(const char *p)
-{
-	size_t n = strlen(p);
-
-	return n > 4 && STREQ(p + n - 4, ".drv");
-}
-
 /* Closure through the generic operations (for stores without query_closure). */
 int store_closure_generic(struct store *store, char *const *paths, size_t n, unsigned flags,
 			  char ***ret, struct nib_error **err)
@@ -249,7 +242,7 @@ int store_closure_generic(struct store *store, char *const *paths, size_t n, uns
 				strv_push(&queue, info.deriver);
 		}
 		store_path_info_release(&info);
-		if ((flags & STORE_CLOSURE_OUTPUTS) && is_drv_path(p)) {
+		if ((flags & STORE_CLOSURE_OUTPUTS) && ends_with(p, ".drv")) {
 			cleanup_strv char **names = NULL, **outs = NULL;
 			if (store->ops->query_derivation_outputs(store, p, &names, &outs, err) < 0)
 				return -1;

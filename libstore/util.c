@@ -130,6 +130,11 @@ int parse_i64(const char *s, int64_t *ret)
 	return 0;
 }
 
+int strp_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 size_t strv_length(char *const *v)
 {
 	size_t n = 0;

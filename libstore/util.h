@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <dirent.h>
 #include <sys/types.h>
 
@@ -21,6 +22,12 @@
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define STREQ(a, b) (strcmp((a), (b)) == 0)
 #define STARTS_WITH(s, prefix) (strncmp((s), (prefix), strlen(prefix)) == 0)
+/* Does s end in suffix? */
+static inline bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n >= m && memcmp(s + n - m, suffix, m) == 0;
+}
 
 void *xmalloc(size_t n);
 void *xcalloc(size_t nmemb, size_t size);
@@ -62,6 +69,9 @@ static inline void sort_array(void *base, size_t n, size_t size,
 	if (n > 1)
 		qsort(base, n, size, cmp);
 }
+
+/* Comparator for sort_array over an array of char *: strcmp order. */
+int strp_cmp(const void *a, const void *b);
 
 /* NULL-terminated string vectors. */
 size_t strv_length(char *const *v);

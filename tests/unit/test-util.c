@@ -212,6 +212,22 @@ static void test_read_link_abs(void)
 	CU_ASSERT_PTR_NULL(m);
 }
 
+static void test_ends_with_and_strp_cmp(void)
+{
+	char *v[] = { (char *)"b", (char *)"a", (char *)"c", (char *)"ab" };
+
+	CU_ASSERT(ends_with("/nib/store/x-a.drv", ".drv"));
+	CU_ASSERT(ends_with(".drv", ".drv"));
+	CU_ASSERT_FALSE(ends_with("drv", ".drv"));
+	CU_ASSERT_FALSE(ends_with("/nib/store/x-a.drvx", ".drv"));
+	CU_ASSERT(ends_with("anything", ""));
+	sort_array(v, ARRAY_SIZE(v), sizeof(v[0]), strp_cmp);
+	CU_ASSERT_STRING_EQUAL(v[0], "a");
+	CU_ASSERT_STRING_EQUAL(v[1], "ab");
+	CU_ASSERT_STRING_EQUAL(v[2], "b");
+	CU_ASSERT_STRING_EQUAL(v[3], "c");
+}
+
 static void test_format_bytes(void)
 {
 	cleanup_free char *a = format_bytes(512);
@@ -284,6 +300,7 @@ static CU_TestInfo tests[] = {
 	{ "files", test_files },
 	{ "rm_rf", test_rm_rf },
 	{ "read_link_abs", test_read_link_abs },
+	{ "ends_with and strp_cmp", test_ends_with_and_strp_cmp },
 	{ "format_bytes", test_format_bytes },
 	{ "fd_dup_cloexec", test_fd_dup_cloexec },
 	{ "opendir_at and opendir_dup", test_opendir_helpers },
