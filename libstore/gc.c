@@ -501,7 +501,7 @@ static uint64_t tree_size_at(int pfd, const char *name, int depth)
 	struct stat st;
 	uint64_t total = 0;
 
-	if (depth > 1024 || fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	if (depth > MAX_TREE_DEPTH || fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return 0;
 	if (S_ISREG(st.st_mode))
 		return st.st_nlink == 1 ? (uint64_t)st.st_size : 0;

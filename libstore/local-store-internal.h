@@ -12,6 +12,9 @@
 #include "local-store.h"
 #include "store-internal.h"
 
+/* Deepest directory nesting the store's tree walks accept (as NAR restore's default). */
+#define MAX_TREE_DEPTH 1024
+
 /* Prefix of temporary names in the store directory (never a store path). */
 #define LOCAL_TMP_PREFIX ".tmp-"
 

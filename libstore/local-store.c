@@ -28,8 +28,6 @@
 
 /* Registered files get this modification time (Nix's choice: 1 second past the epoch). */
 #define STORE_MTIME 1
-/* Deepest directory nesting we copy or canonicalise (as NAR restore's default). */
-#define MAX_TREE_DEPTH 1024
 /* Largest .drv or text file store_add_text accepts. */
 #define MAX_TEXT_SIZE (64u << 20)
 
@@ -162,7 +160,8 @@ static int init_schema(struct local_store *ls, struct nib_error **err)
 	return 0;
 }
 
-static void local_close(struct store *s)
+/* Undo what other processes can see of this handle: an open batch, the temporary roots. */
+static void release_shared(struct store *s)
 {
 	struct local_store *ls = LOCAL(s);
 
@@ -171,6 +170,13 @@ static void local_close(struct store *s)
 		(void)local_store_batch_end(s, false, &e);
 	}
 	local_temproots_close(ls);
+}
+
+static void local_close(struct store *s)
+{
+	struct local_store *ls = LOCAL(s);
+
+	release_shared(s);
 	drv_hasher_free(ls->hasher);
 	db_close(ls->db);
 	if (ls->big_lock_fd >= 0)
@@ -185,18 +191,10 @@ static void local_close(struct store *s)
 
 void local_store_close_for_exit(struct store *s)
 {
-	struct local_store *ls;
-
-	if (s == NULL || !store_is_local(s)) {
+	if (s == NULL || !store_is_local(s))
 		store_close(s);
-		return;
-	}
-	ls = LOCAL(s);
-	if (ls->batch != NULL) {
-		cleanup_error struct nib_error *e = NULL;
-		(void)local_store_batch_end(s, false, &e);
-	}
-	local_temproots_close(ls);
+	else
+		release_shared(s);
 }
 
 int local_store_open(const struct settings *settings, unsigned flags, struct store **ret,
