@@ -66,21 +66,6 @@ static int parse_attrs(const struct derivation *d, cJSON **ret, struct nib_error
 	return 0;
 }
 
-static void split_words(const char *s, char ***v)
-{
-	while (s != NULL && *s) {
-		size_t n;
-
-		s += strspn(s, " \t\r\n");
-		n = strcspn(s, " \t\r\n");
-		if (n > 0) {
-			cleanup_free char *w = xstrndup(s, n);
-			strv_push(v, w);
-		}
-		s += n;
-	}
-}
-
 /* The strings of a JSON list into *ret; error when v is not a list of strings. */
 static int json_strings(const cJSON *v, const char *what, const struct derivation *d, char ***ret,
 			struct nib_error **err)
@@ -118,7 +103,7 @@ static int attr_strings(const struct derivation *d, const cJSON *root, const cha
 	}
 	if (derivation_get_env(d, name) != NULL) {
 		*ret = xcalloc(1, sizeof(char *));
-		split_words(derivation_get_env(d, name), ret);
+		strv_push_words(ret, derivation_get_env(d, name));
 	}
 	return 0;
 }
@@ -549,7 +534,7 @@ static int classic_graph(const struct derivation *d, const char *store_dir, char
 	cleanup_strv char **words = xcalloc(1, sizeof(char *));
 	size_t n;
 
-	split_words(spec, &words);
+	strv_push_words(&words, spec);
 	n = strv_length(words);
 	if (n % 2 != 0)
 		return nib_error_set(err, NIB_E_INVALID, 0,

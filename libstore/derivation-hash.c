@@ -629,19 +629,7 @@ int derivation_required_features(const struct derivation *d, char ***ret, struct
 			strv_push(&v, c->valuestring);
 		}
 	} else {
-		const char *s = derivation_get_env(d, "requiredSystemFeatures");
-
-		while (s != NULL && *s) {
-			size_t n;
-
-			s += strspn(s, " \t\r\n");
-			n = strcspn(s, " \t\r\n");
-			if (n > 0) {
-				cleanup_free char *w = xstrndup(s, n);
-				strv_push(&v, w);
-			}
-			s += n;
-		}
+		strv_push_words(&v, derivation_get_env(d, "requiredSystemFeatures"));
 	}
 	*ret = TAKE_PTR(v);
 	return 0;

@@ -130,6 +130,21 @@ int parse_i64(const char *s, int64_t *ret)
 	return 0;
 }
 
+void strv_push_words(char ***v, const char *s)
+{
+	while (s != NULL && *s) {
+		size_t n;
+
+		s += strspn(s, " \t\r\n");
+		n = strcspn(s, " \t\r\n");
+		if (n > 0) {
+			cleanup_free char *w = xstrndup(s, n);
+			strv_push(v, w);
+		}
+		s += n;
+	}
+}
+
 int strp_cmp(const void *a, const void *b)
 {
 	return strcmp(*(const char *const *)a, *(const char *const *)b);

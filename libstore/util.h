@@ -80,6 +80,8 @@ void strv_free(char **v);
 void strv_push(char ***v, const char *s);
 char **strv_copy(char *const *v);
 bool strv_contains(char *const *v, const char *s);
+/* Append each whitespace-separated word of s (NULL: none) to *v, as Nix splits attributes. */
+void strv_push_words(char ***v, const char *s);
 
 /* Read/write exactly n bytes, retrying on EINTR and short transfers. */
 int read_full(int fd, void *buf, size_t n, struct nib_error **err); /* 0, or -1 (EOF = error) */

@@ -107,6 +107,22 @@ static void test_strv(void)
 	CU_ASSERT_PTR_NULL(c[2]);
 }
 
+static void test_strv_push_words(void)
+{
+	cleanup_strv char **v = NULL;
+
+	strv_push_words(&v, NULL);
+	CU_ASSERT_PTR_NULL(v);
+	strv_push_words(&v, "  kvm\tbig-parallel \n uid-range  ");
+	strv_push_words(&v, "");
+	CU_ASSERT_EQUAL(v ? strv_length(v) : 0, 3);
+	if (v != NULL && strv_length(v) == 3) {
+		CU_ASSERT_STRING_EQUAL(v[0], "kvm");
+		CU_ASSERT_STRING_EQUAL(v[1], "big-parallel");
+		CU_ASSERT_STRING_EQUAL(v[2], "uid-range");
+	}
+}
+
 static void test_path_join(void)
 {
 	cleanup_free char *a = path_join("/a/", "/b");
@@ -296,6 +312,7 @@ static CU_TestInfo tests[] = {
 	{ "parse sizes", test_parse_size },
 	{ "strbuf", test_strbuf },
 	{ "strv", test_strv },
+	{ "strv_push_words", test_strv_push_words },
 	{ "path_join", test_path_join },
 	{ "files", test_files },
 	{ "rm_rf", test_rm_rf },
