@@ -1008,6 +1008,18 @@ static int check_user_target(const struct sandbox_spec *spec, const char *t, str
 	return 0;
 }
 
+/* What every child gets from the spec, sandboxed or not. */
+static void plan_common(struct plan *p, const struct sandbox_spec *spec)
+{
+	p->builder = spec->builder;
+	p->argv = spec->argv;
+	p->envp = spec->envp;
+	p->seccomp = spec->seccomp;
+	p->stdout_fd = spec->stdout_fd;
+	p->stderr_fd = spec->stderr_fd;
+	p->sync_fd = p->report_fd = -1;
+}
+
 static int make_plan(const struct sandbox_spec *spec, struct plan **ret, struct nib_error **err)
 {
 	static const char *const devices[] = { "/dev/full", "/dev/null",    "/dev/random",
@@ -1031,13 +1043,7 @@ static int make_plan(const struct sandbox_spec *spec, struct plan **ret, struct 
 	p->root_dir = spec->root_dir;
 	p->root_opts = xasprintf("mode=0755,uid=%u,gid=%u", (unsigned)p->uid, (unsigned)p->gid);
 	p->store_rel = xstrdup(spec->store_dir + 1);
-	p->builder = spec->builder;
-	p->argv = spec->argv;
-	p->envp = spec->envp;
-	p->seccomp = spec->seccomp;
-	p->stdout_fd = spec->stdout_fd;
-	p->stderr_fd = spec->stderr_fd;
-	p->sync_fd = p->report_fd = -1;
+	plan_common(p, spec);
 
 	/* Nix's files, so that `id` and `whoami` say the same as under Nix. */
 	p->passwd = xasprintf("root:x:0:0:Nix build user:/build:/noshell\n"
@@ -1165,13 +1171,7 @@ static int make_plain_plan(const struct sandbox_spec *spec, struct plan **ret,
 	p->gid = spec->host_gid;
 	p->store_dir = spec->store_dir;
 	p->build_dir = spec->build_dir;
-	p->builder = spec->builder;
-	p->argv = spec->argv;
-	p->envp = spec->envp;
-	p->seccomp = spec->seccomp;
-	p->stdout_fd = spec->stdout_fd;
-	p->stderr_fd = spec->stderr_fd;
-	p->sync_fd = p->report_fd = -1;
+	plan_common(p, spec);
 	/*
 	 * metacopy and redirect_dir off: every file in upper holds its own
 	 * data and no entry there points into the lower layer, so what is
