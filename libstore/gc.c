@@ -95,8 +95,13 @@ static int temproots_open(struct local_store *ls, struct nib_error **err)
 			return nib_error_errno(err, "cannot stat '%s'", ls->temproots_path);
 		if (st.st_nlink == 0 && attempt < 100)
 			continue;
-		/* A file left by a dead process with our pid: its roots are dead too. */
-		if (ftruncate(fd, 0) < 0)
+		/*
+		 * A file left by a dead process with our pid: its roots are dead
+		 * too.  Only truncated when not empty: ext4 flushes a file that
+		 * was truncated and written again when it is closed (its
+		 * auto_da_alloc heuristic), a third of a millisecond per process.
+		 */
+		if (st.st_size > 0 && ftruncate(fd, 0) < 0)
 			return nib_error_errno(err, "cannot truncate '%s'", ls->temproots_path);
 		if (lock_fd(fd, LOCK_SHARED, true, err) < 0)
 			return nib_error_prefix(err, "'%s'", ls->temproots_path);
