@@ -228,6 +228,29 @@ static int sys_close_range(unsigned first, unsigned last, unsigned flags)
 #endif
 }
 
+/*
+ * The children are made with the raw clone3/clone system call, not fork(),
+ * so glibc's view of the process's threads is the parent's: its
+ * setgroups()/setresuid()/setresgid() would signal the parent's other
+ * threads (the store's background sync, local_store_sync_start) to change
+ * their IDs too, and wait forever for threads this process does not have.
+ * A child has one thread: the bare system calls are exactly right.
+ */
+static int sys_setgroups(size_t n, const gid_t *groups)
+{
+	return (int)syscall(SYS_setgroups, n, groups);
+}
+
+static int sys_setresgid(gid_t gid)
+{
+	return (int)syscall(SYS_setresgid, gid, gid, gid);
+}
+
+static int sys_setresuid(uid_t uid)
+{
+	return (int)syscall(SYS_setresuid, uid, uid, uid);
+}
+
 static int sys_pidfd_send_signal(int pidfd, int sig)
 {
 #ifdef SYS_pidfd_send_signal
@@ -689,7 +712,7 @@ static __attribute__((noreturn)) void run_child(const struct plan *p)
 	}
 	if (p->uid_range) {
 		STEP(&c, "dropping supplementary groups", NULL);
-		CHECK(&c, setgroups(0, NULL));
+		CHECK(&c, sys_setgroups(0, NULL));
 	}
 	if (p->cgroupns) {
 		/* Now that we are in the build's cgroup, it becomes our cgroup root. */
@@ -740,8 +763,8 @@ static __attribute__((noreturn)) void run_child(const struct plan *p)
 	CHECK(&c, chdir("/build"));
 
 	STEP(&c, "switching to the build user", NULL);
-	CHECK(&c, setresgid(p->gid, p->gid, p->gid));
-	CHECK(&c, setresuid(p->uid, p->uid, p->uid));
+	CHECK(&c, sys_setresgid(p->gid));
+	CHECK(&c, sys_setresuid(p->uid));
 	if (!p->uid_range) {
 		/*
 		 * The host root we were is not root of this namespace, so
@@ -832,9 +855,9 @@ static __attribute__((noreturn)) void run_plain_child(const struct plan *p)
 
 	/* Groups first: after setresuid() they can no longer change. */
 	STEP(&c, "switching to the build user", NULL);
-	CHECK(&c, setgroups(n_groups, groups));
-	CHECK(&c, setresgid(p->gid, p->gid, p->gid));
-	CHECK(&c, setresuid(p->uid, p->uid, p->uid));
+	CHECK(&c, sys_setgroups(n_groups, groups));
+	CHECK(&c, sys_setresgid(p->gid));
+	CHECK(&c, sys_setresuid(p->uid));
 	STEP(&c, "checking the build user's credentials", NULL);
 	CHECK(&c, getresuid(&ru, &eu, &su));
 	CHECK(&c, getresgid(&rg, &eg, &sg));

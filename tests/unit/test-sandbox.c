@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -226,6 +227,43 @@ static void test_run(void)
 	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	if (out != NULL)
 		CU_ASSERT_STRING_EQUAL(out, "1000\n100\n/build\nlocalhost\n/homeless-shelter\n");
+}
+
+/*
+ * A thread that waits until its pipe is closed, standing for the store's
+ * background sync (local_store_sync_start) while a builder is cloned.
+ */
+static void *idle_thread(void *arg)
+{
+	char byte;
+
+	(void)!read(*(int *)arg, &byte, 1);
+	return NULL;
+}
+
+/*
+ * Run fn while the process has a second thread.  The children are cloned
+ * with the bare system call, so glibc's setuid family would wait in them
+ * for the parent's other threads forever: the alarm ends a hung test.
+ */
+static void with_second_thread(void (*fn)(void))
+{
+	pthread_t t;
+	int fds[2];
+
+	CU_ASSERT_EQUAL_FATAL(pipe2(fds, O_CLOEXEC), 0);
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, idle_thread, &fds[0]), 0);
+	alarm(60);
+	fn();
+	alarm(0);
+	close(fds[1]);
+	CU_ASSERT_EQUAL(pthread_join(t, NULL), 0);
+	close(fds[0]);
+}
+
+static void test_run_threaded(void)
+{
+	with_second_thread(test_run);
 }
 
 static void test_outputs(void)
@@ -481,6 +519,11 @@ static void test_plain_run(void)
 		CU_ASSERT_STRING_EQUAL(passwd, passwd_after);
 }
 
+static void test_plain_run_threaded(void)
+{
+	with_second_thread(test_plain_run);
+}
+
 static void test_plain_errors(void)
 {
 	cleanup_error struct nib_error *e = NULL;
@@ -540,6 +583,7 @@ static CU_TestInfo plain_spec_tests[] = {
 
 static CU_TestInfo plain_live_tests[] = {
 	{ "runs as the slot's UID, named, writing the store through an overlay", test_plain_run },
+	{ "the same from a process with a second thread", test_plain_run_threaded },
 	{ "setup and exec failures are reported", test_plain_errors },
 	{ "its own session, killed", test_plain_kill },
 	CU_TEST_INFO_NULL,
@@ -553,6 +597,7 @@ static CU_TestInfo spec_tests[] = {
 
 static CU_TestInfo live_tests[] = {
 	{ "builder runs as 1000/100 in /build", test_run },
+	{ "the same from a process with a second thread", test_run_threaded },
 	{ "outputs land in the output directory", test_outputs },
 	{ "setup and exec failures are reported", test_errors },
 	{ "kill, wait and free", test_kill_and_wait },
