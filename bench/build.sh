@@ -16,7 +16,10 @@
 # nib runs with its defaults (fsync-metadata = true: every stored file and
 # directory is fsynced, not only the database as in Nix) and once more with
 # fsync-metadata = false.  The store lives under a scratch
-# directory (store-root), the UID pool uses slots 112-127 of the default range.
+# directory (store-root).  The UID pool uses 16 slots picked at random above
+# 2^31, outside the default range: a nib daemon reclaims (kills the processes
+# of) every slot of its range that its own state directory does not show as
+# taken, so a daemon started meanwhile on this host must not share them.
 #
 # Nix (Debian's nix-bin, 2.8): if nix-store and nix-instantiate are on PATH,
 # the same derivations are built by Nix in a scratch chroot store
@@ -44,7 +47,7 @@ export NIB_LOG_DIR="$scratch/log" NIB_STORE_DIR=/nib/store
 unset NIB_CONFIG NIB_REMOTE
 mkdir -p "$NIB_CONF_DIR" "$scratch/d"
 cat >"$NIB_CONF_DIR/nib.conf" <<CONF
-start-id = $((872415232 + 112 * 262144))
+start-id = $((2147483648 + (RANDOM % 400) * 16 * 262144))
 id-count = $((16 * 262144))
 sandbox-paths = /bin/sh=/bin/busybox
 CONF
