@@ -314,9 +314,15 @@ int cmd_build(struct cli_ctx *ctx, int argc, char **argv)
 			strv_push(&drvs, drv);
 	}
 	if (store_is_local(store)) {
-		/* Also after a failure: what was added before it stays, as it did one by one. */
+		/*
+		 * Also after a failure: what was added before it stays, as it did
+		 * one by one.  Synced in the background while the build starts;
+		 * the build commits them before it waits for its first builder.
+		 */
 		cleanup_error struct nib_error *e = NULL;
-		if (local_store_batch_end(store, true, &e) < 0 && err == NULL)
+		if ((err == NULL ? local_store_batch_end_async(store, &e)
+				 : local_store_batch_end(store, true, &e)) < 0 &&
+		    err == NULL)
 			err = TAKE_PTR(e);
 	}
 	if (err != NULL) {

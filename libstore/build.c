@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -173,10 +174,11 @@ struct build_ctx {
 	struct job **jobs;    /* running, in start order */
 	size_t n_jobs, alloc_jobs;
 	unsigned long cores;
-	struct build_queue *queue; /* our waiting goals, for `nib daemon status` */
-	bool any_wait;		   /* some goal had to wait: keep the queue file current */
-	uint64_t queue_sig;	   /* fingerprint of what the queue file lists */
-	size_t acquiring;	   /* the goal job_get_slot works for */
+	struct build_queue *queue;    /* our waiting goals, for `nib daemon status` */
+	bool any_wait;		      /* some goal had to wait: keep the queue file current */
+	uint64_t queue_sig;	      /* fingerprint of what the queue file lists */
+	size_t acquiring;	      /* the goal job_get_slot works for */
+	struct nib_error *settle_err; /* local_store_settle failed: nothing may go on */
 };
 
 static struct goal *goal_lookup(struct build_ctx *c, const char *drv_path)
@@ -706,6 +708,11 @@ struct job {
 	enum build_status status;
 	char *error;
 	char *setup_error; /* the sandbox could not be set up (after the spawn started) */
+	/* Outputs moved into place, being synced, not registered yet (job_commit_outputs). */
+	struct store_path_info *out_infos;
+	char **out_dsts;
+	size_t n_out;
+	struct local_sync *out_sync;
 };
 
 static size_t job_goal(const struct job *j)
@@ -713,10 +720,28 @@ static size_t job_goal(const struct job *j)
 	return j->goal;
 }
 
+/* Forget the outputs job_move_outputs left for job_commit_outputs (their contents stay). */
+static void job_drop_pending_outputs(struct job *j)
+{
+	cleanup_error struct nib_error *e = NULL;
+
+	(void)local_store_sync_finish(TAKE_PTR(j->out_sync), &e);
+	for (size_t i = 0; j->out_infos != NULL && i < j->n_out; i++) {
+		strv_free(j->out_infos[i].references);
+		free(j->out_infos[i].ca);
+	}
+	free(j->out_infos);
+	j->out_infos = NULL;
+	strv_free(j->out_dsts);
+	j->out_dsts = NULL;
+	j->n_out = 0;
+}
+
 static void job_free(struct job *j)
 {
 	if (j == NULL)
 		return;
+	job_drop_pending_outputs(j);
 	if (j->token_fd >= 0)
 		close(j->token_fd);
 	for (size_t i = 0; i < j->n_locks; i++)
@@ -1527,8 +1552,12 @@ not_flat:
  * and register them in one transaction.  On failure *ret_status says how the
  * build failed and nothing is registered.
  */
-static int job_register_outputs(struct job *j, enum build_status *ret_status,
-				struct nib_error **err)
+/*
+ * Check, canonicalise, hash and scan the outputs and move them into place;
+ * their sync starts in the background and job_commit_outputs registers
+ * them.  In check mode nothing is moved or left pending.
+ */
+static int job_move_outputs(struct job *j, enum build_status *ret_status, struct nib_error **err)
 {
 	struct build_ctx *c = j->c;
 	const struct goal *g = &c->goals[j->goal];
@@ -1677,12 +1706,14 @@ static int job_register_outputs(struct job *j, enum build_status *ret_status,
 			goto out;
 		}
 	}
-	/* Contents and names durable before the registration is; the store directory once. */
-	for (size_t i = 0; i < n_out; i++)
-		if (local_store_sync_tree(c->store, dsts[i], i + 1 == n_out, err) < 0)
-			goto out;
-	if (local_store_register_valid_paths(c->store, infos, n_out, err) < 0)
-		goto out;
+	/*
+	 * Contents and names durable before the registration is, the store
+	 * directory once: synced while the caller releases the slot.
+	 */
+	j->out_sync = local_store_sync_start(c->store, dsts, n_out, true);
+	j->out_infos = TAKE_PTR(infos);
+	j->out_dsts = TAKE_PTR(dsts);
+	j->n_out = n_out;
 	r = 0;
 out:
 	if (r < 0) {
@@ -1695,10 +1726,29 @@ out:
 	}
 	for (size_t i = 0; i < n_cand + n_out; i++)
 		free(parts[i]);
-	for (size_t i = 0; i < n_out; i++) {
+	for (size_t i = 0; infos != NULL && i < n_out; i++) {
 		strv_free(infos[i].references);
 		free(infos[i].ca);
 	}
+	return r;
+}
+
+/* Register the outputs job_move_outputs moved into place, once they are synced. */
+static int job_commit_outputs(struct job *j, struct nib_error **err)
+{
+	int r = local_store_sync_finish(TAKE_PTR(j->out_sync), err);
+
+	if (r == 0)
+		r = local_store_register_valid_paths(j->c->store, j->out_infos, j->n_out, err);
+	if (r < 0) {
+		/* Invalid and still locked by us: nobody else may see them. */
+		for (size_t i = 0; i < j->n_out; i++) {
+			cleanup_error struct nib_error *e = NULL;
+			if (rm_rf_at(AT_FDCWD, j->out_dsts[i], &e) < 0)
+				log_debug("cannot remove '%s': %s", j->out_dsts[i], e->msg);
+		}
+	}
+	job_drop_pending_outputs(j);
 	return r;
 }
 
@@ -1879,7 +1929,7 @@ static void job_finish(struct build_ctx *c, struct job *j)
 		j->error = xstrdup(cleanup_err->msg);
 	} else {
 		enum build_status st;
-		if (job_register_outputs(j, &st, &e) < 0) {
+		if (job_move_outputs(j, &st, &e) < 0) {
 			j->status = st;
 			j->error = xstrdup(e->msg);
 			nib_error_clear(&e);
@@ -1901,6 +1951,22 @@ static void job_finish(struct build_ctx *c, struct job *j)
 	} else if (j->log_path != NULL) {
 		free(j->log_path);
 		j->log_path = NULL;
+	}
+
+	/*
+	 * While the outputs are synced: the log was stored above, and the slot is released first (its
+	 * directories removed, its cgroup destroyed), unless keep-failed may
+	 * still want the build directory should the registration fail.
+	 */
+	if (j->out_sync != NULL && !c->s->keep_failed) {
+		if (job_release(j, &e) < 0)
+			say(c, g->drv_path, "%s", e->msg);
+		nib_error_clear(&e);
+	}
+	if (j->out_infos != NULL && job_commit_outputs(j, &e) < 0) {
+		j->status = BUILD_FAILED;
+		j->error = xstrdup(e->msg);
+		nib_error_clear(&e);
 	}
 
 	{
@@ -2163,6 +2229,16 @@ static void run_loop(struct build_ctx *c)
 		}
 		if (!c->stop)
 			start_ready(c);
+		/*
+		 * The derivations this process added last (local_store_batch_end_async)
+		 * are committed once the first builders run, before anything waits.
+		 * If that fails they are not in the store after all: stop everything.
+		 */
+		if (local_store_settle(c->store, &c->settle_err) < 0) {
+			c->stop = true;
+			cancel_all(c);
+			return;
+		}
 		if (c->cancelled)
 			continue;
 		if (c->n_jobs == 0 && (c->stop || !any_ready(c)))
@@ -2251,6 +2327,19 @@ static int ensure_dir(const char *path, mode_t mode, bool exact, struct nib_erro
  * sandbox_spawn with its own error: the remembered verdict never lets a
  * build run unsandboxed.
  */
+/*
+ * Drop the supplementary groups of this thread, the one that clones the
+ * builders, which must not inherit root's groups.  glibc's setgroups()
+ * changes every thread of the process, signalling each and waiting for it
+ * to comply: with the store's background sync running (local_store_sync_start),
+ * a wait for its fsync.  That thread only syncs files and ends; nothing is
+ * ever cloned from it.
+ */
+static int drop_groups_of_this_thread(void)
+{
+	return (int)syscall(SYS_setgroups, 0, NULL);
+}
+
 static int check_sandbox(struct build_ctx *c, struct nib_error **err)
 {
 	cleanup_free char *marker = xasprintf("%s/.sandbox-checked", c->build_dir);
@@ -2262,7 +2351,7 @@ static int check_sandbox(struct build_ctx *c, struct nib_error **err)
 	if (read_file_at(AT_FDCWD, "/proc/sys/kernel/random/boot_id", 64, &boot, NULL, &e) == 0 &&
 	    read_file_at(AT_FDCWD, marker, 64, &seen, NULL, &e) == 0 && STREQ(boot, seen) &&
 	    read_file_at(AT_FDCWD, "/proc/sys/user/max_user_namespaces", 64, &max, NULL, &e) == 0 &&
-	    !STARTS_WITH(max, "0\n") && (geteuid() != 0 || setgroups(0, NULL) == 0)) {
+	    !STARTS_WITH(max, "0\n") && (geteuid() != 0 || drop_groups_of_this_thread() == 0)) {
 		sandbox_checked = 1;
 		return 0;
 	}
@@ -2486,6 +2575,15 @@ static int build_common(struct store *store, const struct settings *settings,
 		run_loop(&c);
 	r = conclude(&c, err);
 out:
+	/* Also when nothing ran: what was added is committed, or we say why not. */
+	if (c.settle_err == NULL)
+		(void)local_store_settle(store, &c.settle_err);
+	if (c.settle_err != NULL) {
+		/* Reported instead of what it caused (builds cancelled). */
+		nib_error_clear(err);
+		nib_error_move(err, &c.settle_err);
+		r = -1;
+	}
 	ctx_release(&c);
 	return r;
 }

@@ -715,7 +715,7 @@ int local_collect_garbage(struct store *s, const struct store_gc_options *opts,
 	struct gc_state g = { ls, opts, &res, live, done, false };
 	int r = -1;
 
-	if (!opts->dry_run && local_check_writable(ls, "collect garbage", err) < 0)
+	if (!opts->dry_run && local_begin_write(ls, "collect garbage", err) < 0)
 		return -1;
 	if (!ls->readonly && lock_file_open(gc_lock, LOCK_EXCLUSIVE, true, &gcfd, err) < 0)
 		return -1;

@@ -38,7 +38,8 @@ struct local_store {
 	gid_t gid;
 	uid_t owner_uid; /* owner of the store directory: registered files must be its */
 	pid_t pid;
-	struct local_batch *batch; /* local_store_batch_begin .. _end, else NULL */
+	struct local_batch *batch;   /* local_store_batch_begin .. _end, else NULL */
+	struct local_batch *pending; /* local_store_batch_end_async .. local_store_settle */
 };
 
 static inline struct local_store *LOCAL(struct store *s)
@@ -48,6 +49,14 @@ static inline struct local_store *LOCAL(struct store *s)
 
 /* Fail with NIB_E_DENIED when the store was opened read-only. */
 int local_check_writable(struct local_store *ls, const char *what, struct nib_error **err);
+
+/*
+ * local_check_writable, then commit a batch that is still being synced in
+ * the background (local_store_batch_end_async): every write of the store
+ * starts with this, so that nothing is written into that batch's open
+ * transaction and no lock of its paths is waited for by ourselves.
+ */
+int local_begin_write(struct local_store *ls, const char *what, struct nib_error **err);
 
 /* gc.c */
 int local_add_temp_root(struct store *s, const char *path, struct nib_error **err);

@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +46,13 @@ int local_check_writable(struct local_store *ls, const char *what, struct nib_er
 		return nib_error_set(err, NIB_E_DENIED, 0, "cannot %s: the store is open read-only",
 				     what);
 	return 0;
+}
+
+int local_begin_write(struct local_store *ls, const char *what, struct nib_error **err)
+{
+	if (local_check_writable(ls, what, err) < 0)
+		return -1;
+	return local_store_settle(&ls->base, err);
 }
 
 const char *local_store_real_dir(struct store *store)
@@ -165,6 +174,12 @@ static void release_shared(struct store *s)
 {
 	struct local_store *ls = LOCAL(s);
 
+	if (ls->pending != NULL) {
+		/* What the caller was told is added stays added, if it can be. */
+		cleanup_error struct nib_error *e = NULL;
+		if (local_store_settle(s, &e) < 0)
+			log_warning("%s", e->msg);
+	}
 	if (ls->batch != NULL) {
 		cleanup_error struct nib_error *e = NULL;
 		(void)local_store_batch_end(s, false, &e);
@@ -742,7 +757,7 @@ static int register_paths(struct local_store *ls, const struct store_path_info *
 	cleanup_free int64_t *ids = xcalloc(n + 1, sizeof(int64_t));
 	int64_t now = (int64_t)time(NULL);
 
-	if (local_check_writable(ls, "register paths", err) < 0)
+	if (local_begin_write(ls, "register paths", err) < 0)
 		return -1;
 	if (db_txn_begin(ls->db, true, &t, err) < 0)
 		return -1;
@@ -826,6 +841,7 @@ int local_store_register_valid_paths(struct store *store, const struct store_pat
 
 struct local_batch {
 	struct db_txn *txn;	  /* open from begin to end; NULL after a failed commit */
+	struct local_sync *sync;  /* the background sync of a pending batch */
 	struct path_lock **locks; /* of the paths below, held until they are committed */
 	char **reals;		  /* what was moved into place: synced at the end */
 	struct strset *paths;	  /* their store paths */
@@ -860,16 +876,22 @@ static void batch_free(struct local_batch *b)
 	free(b);
 }
 
+/* Commit the batch, whose contents are synced, and release its locks. */
+static int batch_commit_synced(struct local_batch *b, struct nib_error **err)
+{
+	if (db_txn_commit(TAKE_PTR(b->txn), err) < 0)
+		return -1;
+	batch_clear(b, false);
+	return 0;
+}
+
 /* Sync what the batch moved into place, then commit it. */
 static int batch_commit(struct local_store *ls, struct local_batch *b, struct nib_error **err)
 {
 	for (size_t i = 0; i < b->n; i++)
 		if (local_store_sync_tree(&ls->base, b->reals[i], i + 1 == b->n, err) < 0)
 			return -1;
-	if (db_txn_commit(TAKE_PTR(b->txn), err) < 0)
-		return -1;
-	batch_clear(b, false);
-	return 0;
+	return batch_commit_synced(b, err);
 }
 
 int local_store_batch_begin(struct store *store, struct nib_error **err)
@@ -879,7 +901,7 @@ int local_store_batch_begin(struct store *store, struct nib_error **err)
 
 	if (ls->batch != NULL)
 		abort(); /* batches do not nest: a programmer error */
-	if (local_check_writable(ls, "add paths", err) < 0)
+	if (local_begin_write(ls, "add paths", err) < 0)
 		return -1;
 	b = xcalloc(1, sizeof(*b));
 	if (db_txn_begin(ls->db, true, &b->txn, err) < 0) {
@@ -903,6 +925,105 @@ int local_store_batch_end(struct store *store, bool commit, struct nib_error **e
 	if (commit)
 		r = batch_commit(ls, b, err);
 	batch_free(b);
+	return r;
+}
+
+int local_store_batch_end_async(struct store *store, struct nib_error **err)
+{
+	struct local_store *ls = LOCAL(store);
+	struct local_batch *b = ls->batch;
+
+	if (b == NULL || b->n == 0 || !ls->fsync)
+		return local_store_batch_end(store, true, err);
+	ls->batch = NULL;
+	b->sync = local_store_sync_start(store, b->reals, b->n, true);
+	ls->pending = b;
+	return 0;
+}
+
+int local_store_settle(struct store *store, struct nib_error **err)
+{
+	struct local_store *ls = LOCAL(store);
+	struct local_batch *b = ls->pending;
+	int r;
+
+	if (b == NULL)
+		return 0;
+	ls->pending = NULL;
+	r = local_store_sync_finish(TAKE_PTR(b->sync), err);
+	if (r == 0)
+		r = batch_commit_synced(b, err);
+	/* After a failure: rolled back, and what it moved into place removed. */
+	batch_free(b);
+	return r;
+}
+
+/* ---- syncing in the background ---- */
+
+struct local_sync {
+	struct store *store;
+	char **reals;
+	size_t n;
+	bool sync_parent;
+	bool threaded;
+	pthread_t thread;
+	struct nib_error *err; /* the first failure */
+};
+
+static void *sync_main(void *arg)
+{
+	struct local_sync *s = arg;
+
+	for (size_t i = 0; i < s->n; i++)
+		if (local_store_sync_tree(s->store, s->reals[i], s->sync_parent && i + 1 == s->n,
+					  &s->err) < 0)
+			break;
+	return NULL;
+}
+
+struct local_sync *local_store_sync_start(struct store *store, char *const *reals, size_t n,
+					  bool sync_parent)
+{
+	struct local_sync *s = xcalloc(1, sizeof(*s));
+	sigset_t all, old;
+
+	s->store = store;
+	s->reals = xcalloc(n + 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		s->reals[i] = xstrdup(reals[i]);
+	s->n = n;
+	s->sync_parent = sync_parent;
+	if (!LOCAL(store)->fsync || n == 0)
+		return s;
+	/*
+	 * The thread only opens, reads directories and fsyncs: it shares
+	 * nothing with the caller but the paths and the result, and takes no
+	 * signal (all blocked while it is created, so it inherits that).
+	 * Without a thread the same syncs run here and now.
+	 */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	s->threaded = pthread_create(&s->thread, NULL, sync_main, s) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!s->threaded)
+		sync_main(s);
+	return s;
+}
+
+int local_store_sync_finish(struct local_sync *s, struct nib_error **err)
+{
+	int r = 0;
+
+	if (s == NULL)
+		return 0;
+	if (s->threaded)
+		pthread_join(s->thread, NULL);
+	if (s->err != NULL) {
+		nib_error_move(err, &s->err);
+		r = -1;
+	}
+	strv_free(s->reals);
+	free(s);
 	return r;
 }
 
@@ -1018,7 +1139,7 @@ static int local_add_path(struct store *s, const char *src, const char *name, ch
 	size_t len;
 	int r;
 
-	if (local_check_writable(ls, "add paths", err) < 0)
+	if (local_begin_write(ls, "add paths", err) < 0)
 		return -1;
 	srcdup = xstrdup(src);
 	len = strlen(srcdup);
@@ -1128,7 +1249,7 @@ static int local_add_text(struct store *s, const char *name, const void *data, s
 	int64_t id;
 	int r;
 
-	if (local_check_writable(ls, "add text", err) < 0)
+	if (local_begin_write(ls, "add text", err) < 0)
 		return -1;
 	if (len > MAX_TEXT_SIZE)
 		return nib_error_set(err, NIB_E_INVALID, 0,
@@ -1203,7 +1324,7 @@ static int local_add_nar(struct store *s, const struct store_path_info *info, na
 	struct nar_restore_opts opts = { .exact = true, .tee = tally_sink, .tee_data = &hs };
 	struct hash got;
 
-	if (local_check_writable(ls, "add paths", err) < 0)
+	if (local_begin_write(ls, "add paths", err) < 0)
 		return -1;
 	if (info->nar_hash.algo != HASH_SHA256)
 		return nib_error_set(err, NIB_E_INVALID, 0,
@@ -1259,7 +1380,7 @@ int local_store_invalidate_path(struct store *store, const char *path, struct ni
 	int r;
 
 	if (store_parse_path(store, path, false, &p, err) < 0 ||
-	    local_check_writable(ls, "invalidate paths", err) < 0)
+	    local_begin_write(ls, "invalidate paths", err) < 0)
 		return -1;
 	if (db_txn_begin(ls->db, true, &t, err) < 0)
 		return -1;
@@ -1498,7 +1619,7 @@ static int local_build_record_add(struct store *s, struct build_record *r, struc
 	struct local_store *ls = LOCAL(s);
 	int64_t id;
 
-	if (local_check_writable(ls, "record builds", err) < 0 ||
+	if (local_begin_write(ls, "record builds", err) < 0 ||
 	    db_build_record_insert(ls->db, r, &id, err) < 0)
 		return -1;
 	r->id = id;
@@ -1510,7 +1631,7 @@ static int local_build_record_update(struct store *s, const struct build_record 
 {
 	struct local_store *ls = LOCAL(s);
 
-	if (local_check_writable(ls, "record builds", err) < 0)
+	if (local_begin_write(ls, "record builds", err) < 0)
 		return -1;
 	return db_build_record_update(ls->db, r, err);
 }

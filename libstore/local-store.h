@@ -100,6 +100,36 @@ int local_store_batch_begin(struct store *store, struct nib_error **err);
 int local_store_batch_end(struct store *store, bool commit, struct nib_error **err);
 
 /*
+ * local_store_batch_end(commit = true) in two halves, so that the syncs run
+ * while the caller goes on (`nib build` starts its first builder meanwhile):
+ * a background thread syncs the batch's contents and the store directory,
+ * and local_store_settle waits for it and commits.  Until then the batch's
+ * paths look valid to this process (its open transaction) and stay locked,
+ * and other processes' writes wait: settle soon.  Every write of this store
+ * settles first, and so does closing it.  local_store_settle reports a
+ * failed sync or commit, after rolling the batch back and removing what it
+ * moved into place; without a pending batch it does nothing.
+ */
+int local_store_batch_end_async(struct store *store, struct nib_error **err);
+int local_store_settle(struct store *store, struct nib_error **err);
+
+/*
+ * local_store_sync_tree of each of reals (and with sync_parent, the
+ * directory of the last one) in a background thread, for a caller that has
+ * other work to do before it registers them; without fsync-metadata, or
+ * when no thread can be started, the syncs are done (or skipped) at once.
+ * The paths are copied.  local_store_sync_finish waits for the thread,
+ * reports the first failure and frees the handle (NULL: nothing to do).
+ * The thread shares nothing else with the caller; a process that clones
+ * meanwhile must not allocate in the child before it execs (the sandbox's
+ * children do not).
+ */
+struct local_sync;
+struct local_sync *local_store_sync_start(struct store *store, char *const *reals, size_t n,
+					  bool sync_parent);
+int local_store_sync_finish(struct local_sync *s, struct nib_error **err);
+
+/*
  * Make the tree at real_path canonical (see the top of this file), without
  * following symlinks; fsync every file and directory when fsync-metadata is
  * set.  Anything but regular files, directories and symlinks is an error.

@@ -215,7 +215,7 @@ int local_verify(struct store *s, unsigned flags,
 	size_t ndangling = 0;
 	int r;
 
-	if ((flags & STORE_VERIFY_REPAIR) && local_check_writable(ls, "repair", err) < 0)
+	if ((flags & STORE_VERIFY_REPAIR) && local_begin_write(ls, "repair", err) < 0)
 		return -1;
 	r = db_quick_check(ls->db, &damage, err);
 	if (r < 0)

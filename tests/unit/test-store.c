@@ -779,6 +779,79 @@ static void test_canonicalise_then_sync(void)
 	CU_ASSERT(e && e->sys_errno == ENOENT);
 }
 
+/*
+ * A batch ended in the background: this process sees its paths at once,
+ * others only once it settles; a write of the store settles it first (so
+ * does closing the store); without a pending batch settling does nothing.
+ */
+static void test_batch_async(void)
+{
+	cleanup_store struct store *s = open_store_fsync();
+	cleanup_store struct store *other = open_store();
+	cleanup_error struct nib_error *e = NULL;
+	cleanup_free char *foo = NULL, *q = NULL, *w = NULL, *rq = NULL;
+	char *const refv[] = { (char *)PATH_FOO, NULL };
+	const char *text = "see " PATH_FOO;
+	struct stat st;
+
+	if (s == NULL || other == NULL) {
+		CU_FAIL("open");
+		return;
+	}
+	CU_ASSERT_EQUAL(local_store_settle(s, &e), 0); /* nothing pending */
+	CU_ASSERT_EQUAL(local_store_batch_begin(s, &e), 0);
+	CU_ASSERT_EQUAL(store_add_text(s, "foo", "bar", 3, NULL, &foo, &e), 0);
+	CU_ASSERT_EQUAL(local_store_batch_end_async(s, &e), 0);
+	CU_ASSERT_EQUAL(store_is_valid(s, PATH_FOO, &e), 1);
+	CU_ASSERT_EQUAL(store_is_valid(other, PATH_FOO, &e), 0);
+	CU_ASSERT_EQUAL(local_store_settle(s, &e), 0);
+	CU_ASSERT_EQUAL(store_is_valid(other, PATH_FOO, &e), 1);
+	CU_ASSERT_EQUAL(local_store_settle(s, &e), 0);
+
+	/* The next add settles the pending batch first (it refers to its path). */
+	CU_ASSERT_EQUAL(local_store_batch_begin(s, &e), 0);
+	CU_ASSERT_EQUAL(store_add_text(s, "qux", "pending", 7, NULL, &q, &e), 0);
+	CU_ASSERT_EQUAL(local_store_batch_end_async(s, &e), 0);
+	CU_ASSERT_EQUAL(store_add_text(s, "withref", text, strlen(text), refv, &w, &e), 0);
+	CU_ASSERT_EQUAL(store_is_valid(other, q, &e), 1);
+	CU_ASSERT_EQUAL(store_is_valid(other, w, &e), 1);
+
+	/* Closing settles too: what the caller was told is added stays. */
+	free(TAKE_PTR(q));
+	CU_ASSERT_EQUAL(local_store_batch_begin(s, &e), 0);
+	CU_ASSERT_EQUAL(store_add_text(s, "qux", "closed", 6, NULL, &q, &e), 0);
+	CU_ASSERT_EQUAL(local_store_batch_end_async(s, &e), 0);
+	store_close(TAKE_PTR(s));
+	CU_ASSERT_EQUAL(store_is_valid(other, q, &e), 1);
+	rq = q ? real_of(q) : xstrdup("/nonexistent");
+	CU_ASSERT_EQUAL(lstat(rq, &st), 0);
+	CU_ASSERT_PTR_NULL(e);
+}
+
+/* Background syncs: done by the time they finish, failures reported, NULL is nothing. */
+static void test_sync_background(void)
+{
+	cleanup_store struct store *s = open_store_fsync();
+	cleanup_error struct nib_error *e = NULL;
+	cleanup_free char *dir = real_of(OUT_A), *file = NULL, *gone = real_of(OUT_B);
+	char *ok[] = { dir, NULL };
+	char *bad[] = { dir, gone, NULL };
+
+	if (s == NULL) {
+		CU_FAIL("open");
+		return;
+	}
+	mkdir(dir, 0755);
+	file = xasprintf("%s/f", dir);
+	test_write_file(file, "x");
+	CU_ASSERT_EQUAL(local_store_sync_finish(local_store_sync_start(s, ok, 1, true), &e), 0);
+	CU_ASSERT_PTR_NULL(e);
+	CU_ASSERT_EQUAL(local_store_sync_finish(local_store_sync_start(s, bad, 2, true), &e), -1);
+	CU_ASSERT(e && e->sys_errno == ENOENT && strstr(e->msg, gone) != NULL);
+	nib_error_clear(&e);
+	CU_ASSERT_EQUAL(local_store_sync_finish(NULL, &e), 0);
+}
+
 static void on_problem(void *userdata, const struct store_verify_problem *p)
 {
 	strbuf_addf(userdata, "%s;", p->kind);
@@ -956,6 +1029,8 @@ static CU_TestInfo tests[] = {
 	{ "batched adds", test_batch },
 	{ "close for exit", test_close_for_exit },
 	{ "a long batch commits as it goes", test_batch_long },
+	{ "a batch ended in the background", test_batch_async },
+	{ "syncing in the background", test_sync_background },
 	{ "verify and repair", test_verify },
 	{ "build records", test_build_records_api },
 	{ "concurrent writers", test_concurrent_writers },
