@@ -1028,7 +1028,8 @@ static int job_slot_cleanup(const struct uid_pool_slot *slot, void *userdata,
 	(void)slot;
 	if (j->cg != NULL && cgroup_build_destroy(j->cg, err) < 0)
 		return -1;
-	if (j->output_dir != NULL && rm_rf_at(AT_FDCWD, j->output_dir, err) < 0)
+	/* Emptied, kept for the slot's next build (see slot_dir). */
+	if (j->output_dir != NULL && rm_rf_contents(j->output_dir, err) < 0)
 		return -1;
 	return 0;
 }
@@ -1163,6 +1164,28 @@ static int make_fresh_dir(const char *path, mode_t mode, struct nib_error **err)
 	return 0;
 }
 
+/*
+ * A slot's own directory (its workspace under build-dir, its staging
+ * directory in the store): made once and kept, empty, between builds.
+ * Creating and removing directories was a good part of what a trivial
+ * build cost on ext4 (about 0.15 ms each way, three of them per build).
+ * Whatever is in it is removed (a crashed holder's leftovers; nothing
+ * when the last build released the slot); anything but a directory of
+ * ours is replaced.  The slot is ours, so no other process uses it.
+ */
+static int slot_dir(const char *path, mode_t mode, struct nib_error **err)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+		return make_fresh_dir(path, mode, err);
+	if (rm_rf_contents(path, err) < 0)
+		return nib_error_prefix(err, "removing the leftovers in '%s'", path);
+	if ((st.st_mode & 07777) != mode && chmod(path, mode) < 0)
+		return nib_error_errno(err, "cannot set the mode of '%s'", path);
+	return 0;
+}
+
 static int job_open_log(struct job *j, struct nib_error **err)
 {
 	const struct settings *s = j->c->s;
@@ -1280,20 +1303,23 @@ static int job_start(struct build_ctx *c, size_t idx, struct job **ret_job, stru
 	/* Named by the UID range: unique on the host even across state directories. */
 	if (s->use_cgroups)
 		cg_name = xasprintf("nib-build-%u", (unsigned)j->slot->first_uid);
-	/* Recorded before they exist (in one write), so that a crash in between leaves a trace. */
+	/*
+	 * Recorded before they exist (in one write), so that a crash in
+	 * between leaves a trace.  The build directory is what is removed at
+	 * release; top_dir and output_dir stay, emptied (see slot_dir).
+	 */
 	{
 		const char *keys[] = { UID_POOL_KEY_BUILD_DIR, SLOT_KEY_OUTPUT_DIR,
 				       UID_POOL_KEY_CGROUP };
-		const char *values[] = { j->top_dir, j->output_dir, cg_name };
+		const char *values[] = { j->build_dir, j->output_dir, cg_name };
 
 		if (uid_pool_slot_set_infos(j->slot, keys, values, cg_name != NULL ? 3 : 2, err) <
 		    0)
 			goto fail;
 	}
 	/* An unsandboxed builder reaches its build directory through top_dir. */
-	if (make_fresh_dir(j->top_dir, g->unsandboxed ? 0711 : 0700, err) < 0 ||
-	    make_fresh_dir(j->build_dir, 0700, err) < 0 ||
-	    make_fresh_dir(j->output_dir, 0700, err) < 0)
+	if (slot_dir(j->top_dir, g->unsandboxed ? 0711 : 0700, err) < 0 ||
+	    make_fresh_dir(j->build_dir, 0700, err) < 0 || slot_dir(j->output_dir, 0700, err) < 0)
 		goto fail;
 	/*
 	 * The overlay would show an unsandboxed builder whatever is at its

@@ -438,6 +438,18 @@ int rm_rf_at(int dirfd, const char *path, struct nib_error **err)
 	return 0;
 }
 
+int rm_rf_contents(const char *dir, struct nib_error **err)
+{
+	cleanup_close int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return nib_error_errno(err, "cannot open '%s'", dir);
+	}
+	return rm_rf_children(fd, dir, 0, err);
+}
+
 char *read_link_abs(const char *link)
 {
 	cleanup_free char *buf = xmalloc(PATH_MAX + 1);

@@ -114,6 +114,9 @@ int mkdir_p(const char *path, mode_t mode, struct nib_error **err);
  */
 int rm_rf_at(int dirfd, const char *path, struct nib_error **err);
 
+/* Remove everything in the directory dir (not following symlinks), keeping it; ENOENT is success. */
+int rm_rf_contents(const char *dir, struct nib_error **err);
+
 /* Join two path components with exactly one '/'. */
 /* readlink() with a relative target resolved against the link's directory; NULL on any error. */
 char *read_link_abs(const char *link);

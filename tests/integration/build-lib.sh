@@ -180,8 +180,14 @@ check_no_leftovers() {
 		done)
 	fi
 	is "$desc: no build cgroup is left" "$cg" ""
+	# A slot keeps its (empty) workspace and staging directory between builds.
 	is "$desc: no build directory is left" \
-		"$(find "$NIB_STATE_DIR/builds" -mindepth 1 -maxdepth 1 ! -name '.*' ! -name 'nib-failed-*' 2>/dev/null)" ""
-	is "$desc: no output directory is left" "$(find "$STORE/.nib-builds" -mindepth 1 2>/dev/null)" ""
+		"$(find "$NIB_STATE_DIR/builds" -mindepth 1 -maxdepth 1 ! -name '.*' ! -name 'nib-failed-*' \
+			! \( -type d -name 'nib-build-slot-*' \) 2>/dev/null)" ""
+	is "$desc: the slots' workspaces are empty" \
+		"$(find "$NIB_STATE_DIR/builds" -mindepth 2 -path '*/nib-build-slot-*/*' 2>/dev/null)" ""
+	is "$desc: no output is left in the staging directories" \
+		"$(find "$STORE/.nib-builds" -mindepth 1 -maxdepth 1 ! \( -type d -name 'slot-*' \) 2>/dev/null
+		find "$STORE/.nib-builds" -mindepth 2 2>/dev/null)" ""
 	like "$desc: no slot is busy or held" "$("$NIB" slots 2>&1)" "0 busy, 0 held"
 }

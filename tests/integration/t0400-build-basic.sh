@@ -5,7 +5,7 @@
 . "$(dirname "$0")/build-lib.sh"
 
 build_setup 0
-plan 64
+plan 70
 
 # --- the examples a new user builds first
 run_ok "build examples/hello.json" "$NIB" build "$EXAMPLES/hello.json"
@@ -100,6 +100,31 @@ like "says so" "$ERR" "is not a derivation"
 run_fails "a missing file" 1 "$NIB" build "$TEST_ROOT/nope.json"
 run_ok "build --help" "$NIB" build --help
 like "help mentions --keep-going" "$OUT" "keep-going"
+
+# --- a slot keeps its two directories, emptied, between builds: whatever a
+# crashed holder left in them goes, and a link in their place is not followed
+mkdir -p "$TEST_ROOT/victim" && touch "$TEST_ROOT/victim/keep"
+for i in 0 1 2 3; do
+	rm -rf "$NIB_STATE_DIR/builds/nib-build-slot-$i" "$STORE/.nib-builds/slot-$i"
+	ln -s "$TEST_ROOT/victim" "$NIB_STATE_DIR/builds/nib-build-slot-$i"
+	mkdir -p "$STORE/.nib-builds/slot-$i/junk"
+done
+mkdrv "$TEST_ROOT/left.json" leftovers 'echo x > $out'
+run_ok "a build in a slot with leftovers" "$NIB" build --json "$TEST_ROOT/left.json"
+slot=$(printf '%s' "$OUT" | sed -n 's/.*"slot":\([0-9]*\).*/\1/p')
+is "the link's target is untouched" "$(ls "$TEST_ROOT/victim")" keep
+if [ -n "$slot" ] && [ -d "$NIB_STATE_DIR/builds/nib-build-slot-$slot" ] &&
+	[ ! -L "$NIB_STATE_DIR/builds/nib-build-slot-$slot" ]; then
+	ok "the slot's workspace is a directory again"
+else
+	not_ok "the slot's workspace is a directory again (slot '$slot')"
+fi
+is "and empty" "$(ls -A "$NIB_STATE_DIR/builds/nib-build-slot-$slot" 2>&1)" ""
+is "the staging directory is emptied" "$(ls -A "$STORE/.nib-builds/slot-$slot" 2>&1)" ""
+for i in 0 1 2 3; do
+	[ "$i" = "$slot" ] && continue
+	rm -rf "$NIB_STATE_DIR/builds/nib-build-slot-$i" "$STORE/.nib-builds/slot-$i"
+done
 
 check_no_leftovers "after the basic builds"
 done_testing

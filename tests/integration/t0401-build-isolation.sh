@@ -6,7 +6,7 @@
 
 build_setup 1
 [ -x "$PROBE" ] || skip_all "syscall-probe not built"
-plan 24
+plan 25
 
 with_probe=(--option extra-sandbox-paths "/bin/probe=$PROBE")
 

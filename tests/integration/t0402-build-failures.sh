@@ -6,7 +6,7 @@
 . "$(dirname "$0")/build-lib.sh"
 
 build_setup 2
-plan 82
+plan 86
 
 elapsed() { echo $(($(date +%s) - $1)); }
 

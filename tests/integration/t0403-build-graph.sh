@@ -6,7 +6,7 @@
 . "$(dirname "$0")/build-lib.sh"
 
 build_setup 3
-plan 24
+plan 25
 
 N=50
 G="$TEST_ROOT/graph"

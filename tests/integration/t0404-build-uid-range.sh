@@ -7,7 +7,7 @@
 
 build_setup 4
 [ -x "$NIB_CONTAINER" ] || skip_all "nib-container not built"
-plan 39
+plan 41
 
 with_container=(--option extra-sandbox-paths "/bin/nib-container=$NIB_CONTAINER")
 

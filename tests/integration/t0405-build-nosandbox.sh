@@ -30,7 +30,7 @@ if ! "$NIB" build "$TEST_ROOT/probe.json" >/dev/null 2>"$TEST_ROOT/.probe"; then
 	echo "Bail out! a trivial unsandboxed build fails: $(cat "$TEST_ROOT/.probe")"
 	exit 1
 fi
-plan 72
+plan 75
 
 # Orphans of an unsandboxed builder are reaped by the host's init, which may
 # take a moment (no PID namespace reaps them): a zombie is dead, skip it.

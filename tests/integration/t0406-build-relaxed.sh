@@ -6,7 +6,7 @@
 . "$(dirname "$0")/build-lib.sh"
 
 build_setup 42
-plan 32
+plan 34
 
 echo "a host file" >"$TEST_ROOT/hostfile"
 chmod 755 "$TEST_ROOT"

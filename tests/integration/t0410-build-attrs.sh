@@ -15,7 +15,7 @@ unset NIB_TEST_IMPURE
 nibv() { "$NIB" --option system x86_64-linux "$@"; }
 vdrv() { awk -v a="$1" '$1 == a { print $2 }' "$V/top.txt"; }
 
-plan 86
+plan 87
 
 # ---- Nix 2.8's derivations ----
 mkdir "$TEST_ROOT/v"

@@ -18,7 +18,7 @@ export NIB_DAEMON_SOCKET="$TEST_ROOT/sock/socket"
 export NIB_NO_PROGRESS=1
 BUILD_INLINE="$abs_top_builddir/tests/helpers/build-inline"
 
-plan 66
+plan 67
 
 start_daemon && ok "daemon started" || not_ok "daemon started"
 mkdir -p "$TEST_ROOT/d"
