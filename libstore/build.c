@@ -1759,13 +1759,16 @@ out:
 	return r;
 }
 
-/* Register the outputs job_move_outputs moved into place, once they are synced. */
+/*
+ * Register the outputs job_move_outputs moved into place, once they are
+ * synced, together with the build's record (filled in for success).
+ */
 static int job_commit_outputs(struct job *j, struct nib_error **err)
 {
 	int r = local_store_sync_finish(TAKE_PTR(j->out_sync), err);
 
 	if (r == 0)
-		r = local_store_register_valid_paths(j->c->store, j->out_infos, j->n_out, err);
+		r = local_store_register_build(j->c->store, j->out_infos, j->n_out, &j->rec, err);
 	if (r < 0) {
 		/* Invalid and still locked by us: nobody else may see them. */
 		for (size_t i = 0; i < j->n_out; i++) {
@@ -1890,12 +1893,34 @@ static void keep_build_dir(struct job *j)
 	say(c, g->drv_path, "keeping build directory '%s'", j->kept_dir);
 }
 
+/* The build record as the build ended (status from j->status). */
+static void job_fill_record(struct job *j)
+{
+	const struct goal *g = &j->c->goals[j->goal];
+
+	free(j->rec.status);
+	j->rec.status = xstrdup(build_status_name(j->status));
+	j->rec.end_usec = j->stop_real;
+	j->rec.exit_status = j->exited ? j->wait_status : -1;
+	strv_free(j->rec.output_names);
+	strv_free(j->rec.output_paths);
+	j->rec.output_names = xcalloc(1, sizeof(char *));
+	j->rec.output_paths = xcalloc(1, sizeof(char *));
+	for (size_t i = 0; i < g->drv->n_outputs; i++) {
+		strv_push(&j->rec.output_names, g->drv->outputs[i].name);
+		strv_push(&j->rec.output_paths, g->drv->outputs[i].path);
+	}
+	free(j->rec.log_path);
+	j->rec.log_path = j->log_path ? xstrdup(j->log_path) : NULL;
+}
+
 static void job_finish(struct build_ctx *c, struct job *j)
 {
 	const struct goal *g = &c->goals[j->goal];
 	cleanup_error struct nib_error *e = NULL;
 	cleanup_error struct nib_error *cleanup_err = NULL;
 	size_t idx = j->goal;
+	bool recorded = false;
 
 	job_spawned(j);
 	if (j->setup_error == NULL && !j->exited &&
@@ -1989,25 +2014,18 @@ static void job_finish(struct build_ctx *c, struct job *j)
 			say(c, g->drv_path, "%s", e->msg);
 		nib_error_clear(&e);
 	}
-	if (j->out_infos != NULL && job_commit_outputs(j, &e) < 0) {
-		j->status = BUILD_FAILED;
-		j->error = xstrdup(e->msg);
-		nib_error_clear(&e);
-	}
-
-	{
-		j->rec.status = xstrdup(build_status_name(j->status));
-		j->rec.end_usec = j->stop_real;
-		j->rec.exit_status = j->exited ? j->wait_status : -1;
-		strv_free(j->rec.output_names);
-		strv_free(j->rec.output_paths);
-		j->rec.output_names = xcalloc(1, sizeof(char *));
-		j->rec.output_paths = xcalloc(1, sizeof(char *));
-		for (size_t i = 0; i < g->drv->n_outputs; i++) {
-			strv_push(&j->rec.output_names, g->drv->outputs[i].name);
-			strv_push(&j->rec.output_paths, g->drv->outputs[i].path);
+	if (j->out_infos != NULL) {
+		job_fill_record(j);
+		if (job_commit_outputs(j, &e) < 0) {
+			j->status = BUILD_FAILED;
+			j->error = xstrdup(e->msg);
+			nib_error_clear(&e);
+		} else {
+			recorded = true;
 		}
-		j->rec.log_path = j->log_path ? xstrdup(j->log_path) : NULL;
+	}
+	if (!recorded) {
+		job_fill_record(j);
 		if (store_build_record_add(c->store, &j->rec, &e) < 0)
 			log_debug("cannot record the build of '%s': %s", g->drv_path, e->msg);
 		nib_error_clear(&e);

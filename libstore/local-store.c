@@ -835,6 +835,23 @@ int local_store_register_valid_paths(struct store *store, const struct store_pat
 	return register_paths(ls, infos, n, err);
 }
 
+int local_store_register_build(struct store *store, const struct store_path_info *infos, size_t n,
+			       struct build_record *rec, struct nib_error **err)
+{
+	struct local_store *ls = LOCAL(store);
+	cleanup_txn struct db_txn *t = NULL;
+	int64_t id;
+
+	if (local_begin_write(ls, "register paths", err) < 0 ||
+	    db_txn_begin(ls->db, true, &t, err) < 0 ||
+	    local_store_register_valid_paths(store, infos, n, err) < 0 ||
+	    db_build_record_insert(ls->db, rec, &id, err) < 0 ||
+	    db_txn_commit(TAKE_PTR(t), err) < 0)
+		return -1;
+	rec->id = id;
+	return 0;
+}
+
 /* ---- batches of adds (see local_store_batch_begin) ---- */
 
 #define BATCH_MAX 256

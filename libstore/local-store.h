@@ -82,6 +82,14 @@ int local_store_register_valid_paths(struct store *store, const struct store_pat
 				     size_t n, struct nib_error **err);
 
 /*
+ * local_store_register_valid_paths and store_build_record_add(rec) in one
+ * transaction: a build's outputs and its record are committed together
+ * (one commit less per build), or neither is.  Sets rec->id.
+ */
+int local_store_register_build(struct store *store, const struct store_path_info *infos, size_t n,
+			       struct build_record *rec, struct nib_error **err);
+
+/*
  * Add many paths at the price of a few: from local_store_batch_begin to
  * local_store_batch_end, store_add_text and store_add_path (and what is
  * built on them, such as adding derivations) move each path into place and

@@ -944,6 +944,43 @@ static void test_build_records_api(void)
 	build_record_release(&r);
 }
 
+/* A build's outputs and its record are committed together, or neither is. */
+static void test_register_build(void)
+{
+	cleanup_store struct store *s = open_store();
+	cleanup_error struct nib_error *e = NULL;
+	char *refs_bad[] = { (char *)"/nix/store/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-e", NULL };
+	struct store_path_info info;
+	struct build_record r, *got = NULL;
+	size_t n = 9;
+
+	if (s == NULL) {
+		CU_FAIL("open");
+		return;
+	}
+	make_output(OUT_A, "a");
+	fill_info(&info, OUT_A, refs_bad, DRV_X);
+	build_record_init(&r);
+	r.drv = xstrdup(DRV_X);
+	r.status = xstrdup("built");
+	CU_ASSERT_EQUAL(local_store_register_build(s, &info, 1, &r, &e), -1);
+	nib_error_clear(&e);
+	CU_ASSERT_EQUAL(store_is_valid(s, OUT_A, &e), 0);
+	CU_ASSERT_EQUAL(store_build_records(s, DRV_X, 0, &got, &n, &e), 0);
+	CU_ASSERT_EQUAL(n, 0);
+	build_records_free(got, n);
+
+	info.references = NULL;
+	CU_ASSERT_EQUAL(local_store_register_build(s, &info, 1, &r, &e), 0);
+	CU_ASSERT(r.id > 0);
+	CU_ASSERT_EQUAL(store_is_valid(s, OUT_A, &e), 1);
+	CU_ASSERT_EQUAL(store_build_records(s, DRV_X, 0, &got, &n, &e), 0);
+	CU_ASSERT(n == 1 && STREQ(got[0].status, "built"));
+	build_records_free(got, n);
+	build_record_release(&r);
+	CU_ASSERT_PTR_NULL(e);
+}
+
 /*
  * Several processes add overlapping sets of paths at once: every add
  * succeeds, each path ends valid exactly once, nothing is left over.
@@ -1033,6 +1070,7 @@ static CU_TestInfo tests[] = {
 	{ "syncing in the background", test_sync_background },
 	{ "verify and repair", test_verify },
 	{ "build records", test_build_records_api },
+	{ "outputs and their build record together", test_register_build },
 	{ "concurrent writers", test_concurrent_writers },
 	CU_TEST_INFO_NULL,
 };
