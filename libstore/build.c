@@ -2283,6 +2283,9 @@ static void run_loop(struct build_ctx *c)
 			cancel_all(c);
 			return;
 		}
+		/* While the builders run: keep the WAL short for the next process to open the store. */
+		if (c->n_jobs > 0)
+			local_store_checkpoint_background(c->store);
 		if (c->cancelled)
 			continue;
 		if (c->n_jobs == 0 && (c->stop || !any_ready(c)))

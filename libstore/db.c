@@ -182,7 +182,8 @@ struct db {
 	char *path;
 	unsigned flags;
 	unsigned busy_deadline_ms;
-	int depth; /* open transaction nesting */
+	int depth;	/* open transaction nesting */
+	int wal_frames; /* the WAL's length after our last commit */
 	sqlite3_stmt *stmts[_ST_MAX];
 };
 
@@ -203,6 +204,26 @@ struct db_txn {
  * bounds it.
  */
 #define WAL_CHECKPOINT_PAGES 256
+
+/*
+ * After each commit: remember the WAL's length (db_wal_frames) and
+ * checkpoint it past WAL_CHECKPOINT_PAGES, as sqlite3_wal_autocheckpoint
+ * would (a hook of our own replaces that one).
+ */
+static int wal_hook(void *userdata, sqlite3 *conn, const char *name, int frames)
+{
+	struct db *db = userdata;
+
+	db->wal_frames = frames;
+	if (frames >= WAL_CHECKPOINT_PAGES)
+		(void)sqlite3_wal_checkpoint_v2(conn, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	return SQLITE_OK;
+}
+
+unsigned db_wal_frames(const struct db *db)
+{
+	return db->wal_frames > 0 ? (unsigned)db->wal_frames : 0;
+}
 
 static int db_fail(struct db *db, struct nib_error **err, int rc, const char *what)
 {
@@ -454,7 +475,7 @@ int db_open(const char *path, unsigned flags, struct db **ret, struct nib_error 
 		 * own connection already kept the WAL from being checkpointed.
 		 */
 		sqlite3_db_config(db->conn, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
-		sqlite3_wal_autocheckpoint(db->conn, WAL_CHECKPOINT_PAGES);
+		sqlite3_wal_hook(db->conn, wal_hook, db);
 		/* After a checkpoint, a WAL file longer than 4 MiB is cut back. */
 		if (db_exec(db, "pragma journal_size_limit = 4194304", "cannot set up", err) < 0)
 			goto fail;
@@ -480,6 +501,31 @@ int db_open(const char *path, unsigned flags, struct db **ret, struct nib_error 
 fail:
 	db_close(db);
 	return -1;
+}
+
+int db_checkpoint(const char *path, struct nib_error **err)
+{
+	sqlite3 *conn = NULL;
+	int rc, one = 1;
+
+	rc = sqlite3_open_v2(path, &conn, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc == SQLITE_OK) {
+		/* Neither may this connection's close checkpoint again or drop the WAL. */
+		sqlite3_db_config(conn, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+		sqlite3_file_control(conn, "main", SQLITE_FCNTL_PERSIST_WAL, &one);
+		/* A connection finds the WAL when it first reads the database. */
+		rc = sqlite3_exec(conn, "pragma schema_version", NULL, NULL, NULL);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_wal_checkpoint_v2(conn, "main", SQLITE_CHECKPOINT_PASSIVE,
+						       NULL, NULL);
+		if (rc == SQLITE_BUSY)
+			rc = SQLITE_OK; /* another connection is checkpointing */
+	}
+	if (rc != SQLITE_OK)
+		nib_error_set(err, NIB_E_DB, 0, "cannot checkpoint '%s': %s", path,
+			      conn != NULL ? sqlite3_errmsg(conn) : sqlite3_errstr(rc));
+	sqlite3_close_v2(conn);
+	return rc == SQLITE_OK ? 0 : -1;
 }
 
 void db_close(struct db *db)

@@ -56,6 +56,19 @@ enum db_open_flags {
 int db_open(const char *path, unsigned flags, struct db **ret, struct nib_error **err);
 void db_close(struct db *db); /* NULL-safe; rolls back an open transaction */
 
+/* Length of the WAL, in pages, after this connection's last commit (0 before any). */
+unsigned db_wal_frames(const struct db *db);
+
+/*
+ * A passive checkpoint of the database at path through a connection of its
+ * own, which may be used from another thread than the one using the
+ * process's db handle (another connection to the same file).  It copies the
+ * committed pages of the WAL into the database file and syncs it, so that
+ * the next writer can start the WAL over: short WALs are what keep opening
+ * the database cheap (see WAL_CHECKPOINT_PAGES in db.c).
+ */
+int db_checkpoint(const char *path, struct nib_error **err);
+
 static inline void db_closep(struct db **db)
 {
 	db_close(*db);

@@ -34,6 +34,7 @@
 #define MAX_TEXT_SIZE (64u << 20)
 
 static const struct store_ops local_ops;
+static void checkpoint_join(struct local_store *ls, bool block);
 
 bool store_is_local(const struct store *store)
 {
@@ -174,6 +175,7 @@ static void release_shared(struct store *s)
 {
 	struct local_store *ls = LOCAL(s);
 
+	checkpoint_join(ls, true);
 	if (ls->pending != NULL) {
 		/* What the caller was told is added stays added, if it can be. */
 		cleanup_error struct nib_error *e = NULL;
@@ -1042,6 +1044,65 @@ int local_store_sync_finish(struct local_sync *s, struct nib_error **err)
 	strv_free(s->reals);
 	free(s);
 	return r;
+}
+
+/* ---- checkpoints in the background ---- */
+
+/* Start a background checkpoint once the WAL is this long (see db.c's WAL_CHECKPOINT_PAGES). */
+#define BACKGROUND_CHECKPOINT_PAGES 32
+
+struct local_checkpoint {
+	pthread_t thread;
+	char *path;
+	bool done; /* set by the thread when it ends */
+};
+
+static void *checkpoint_main(void *arg)
+{
+	struct local_checkpoint *k = arg;
+	cleanup_error struct nib_error *e = NULL;
+
+	if (db_checkpoint(k->path, &e) < 0)
+		log_debug("%s", e->msg);
+	__atomic_store_n(&k->done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Wait for the background checkpoint, if any (block = false: only if it is over). */
+static void checkpoint_join(struct local_store *ls, bool block)
+{
+	struct local_checkpoint *k = ls->checkpoint;
+
+	if (k == NULL || (!block && !__atomic_load_n(&k->done, __ATOMIC_ACQUIRE)))
+		return;
+	pthread_join(k->thread, NULL);
+	free(k->path);
+	free(k);
+	ls->checkpoint = NULL;
+}
+
+void local_store_checkpoint_background(struct store *store)
+{
+	struct local_store *ls = LOCAL(store);
+	struct local_checkpoint *k;
+	sigset_t all, old;
+
+	checkpoint_join(ls, false);
+	if (ls->checkpoint != NULL || ls->readonly ||
+	    db_wal_frames(ls->db) < BACKGROUND_CHECKPOINT_PAGES)
+		return;
+	k = xcalloc(1, sizeof(*k));
+	k->path = path_join(ls->db_dir, "db.sqlite");
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	if (pthread_create(&k->thread, NULL, checkpoint_main, k) == 0)
+		ls->checkpoint = TAKE_PTR(k);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (k != NULL) {
+		/* No thread: the commits' own checkpoints (WAL_CHECKPOINT_PAGES) remain. */
+		free(k->path);
+		free(k);
+	}
 }
 
 /* Keep a path moved into place and registered (uncommitted) until the batch ends. */

@@ -122,6 +122,17 @@ int local_store_batch_end_async(struct store *store, struct nib_error **err);
 int local_store_settle(struct store *store, struct nib_error **err);
 
 /*
+ * When this process's commits have made the WAL long enough to be worth
+ * it, checkpoint it in a background thread (through a connection of its
+ * own), so that the WAL stays short: every process that opens the store
+ * first reads all of it.  For a process that has other work to wait for,
+ * such as a builder running; at most one at a time; closing the store
+ * waits for it.  Failures are only logged (the commits' own checkpoints
+ * remain the backstop).
+ */
+void local_store_checkpoint_background(struct store *store);
+
+/*
  * local_store_sync_tree of each of reals (and with sync_parent, the
  * directory of the last one) in a background thread, for a caller that has
  * other work to do before it registers them; without fsync-metadata, or

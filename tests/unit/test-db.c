@@ -530,6 +530,34 @@ static void test_quick_check_and_dangling(void)
 	CU_ASSERT_EQUAL(n, 0);
 }
 
+/*
+ * The WAL's length is known after each commit; a checkpoint through a
+ * connection of its own lets the next commit start the WAL over.
+ */
+static void test_wal_and_checkpoint(void)
+{
+	cleanup_db struct db *db = fresh_db();
+	cleanup_error struct nib_error *e = NULL;
+	char path[32];
+	unsigned before;
+
+	if (db == NULL) {
+		CU_FAIL("no db");
+		return;
+	}
+	for (int i = 0; i < 20; i++) {
+		snprintf(path, sizeof(path), "/s/%04d-w", i);
+		CU_ASSERT(add_path(db, path) > 0);
+	}
+	before = db_wal_frames(db);
+	CU_ASSERT(before >= 20);
+	CU_ASSERT_EQUAL(db_checkpoint(dbpath, &e), 0);
+	CU_ASSERT(add_path(db, "/s/9999-after") > 0);
+	CU_ASSERT(db_wal_frames(db) > 0 && db_wal_frames(db) < 8);
+	CU_ASSERT_EQUAL(db_checkpoint("/nonexistent/nib-test.sqlite", &e), -1);
+	CU_ASSERT(e && strstr(e->msg, "cannot checkpoint '/nonexistent/nib-test.sqlite'"));
+}
+
 static void test_locks(void)
 {
 	cleanup_error struct nib_error *e = NULL;
@@ -569,6 +597,7 @@ static CU_TestInfo tests[] = {
 	{ "build records", test_build_records },
 	{ "quick check and dangling references", test_quick_check_and_dangling },
 	{ "OFD locks and path locks", test_locks },
+	{ "WAL length and checkpoints", test_wal_and_checkpoint },
 	CU_TEST_INFO_NULL,
 };
 
