@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +100,74 @@ char *build_log_path(const struct settings *settings, const char *drv_path, bool
 static struct seccomp_bpf *process_bpf;
 static int sandbox_checked; /* 0 not yet, 1 available */
 static struct cgroup_root *process_cgroot;
+
+/*
+ * Both are made by a thread of their own (prep_start) while the build is
+ * planned and its first slot taken, a quarter of a millisecond that a
+ * one-build `nib build` would otherwise wait for; prep_join collects them
+ * before anything uses them.  The thread shares nothing with the rest:
+ * libseccomp and the cgroup discovery run in it alone.
+ */
+static struct {
+	pthread_t thread;
+	bool running;
+	bool want_bpf, want_cgroot;
+	struct seccomp_bpf *bpf;
+	struct cgroup_root *cgroot;
+	struct nib_error *err;
+} prep;
+
+static void *prep_main(void *arg)
+{
+	(void)arg;
+	if (prep.want_bpf && seccomp_bpf_build(&prep.bpf, &prep.err) < 0) {
+		nib_error_prefix(&prep.err, "building the system call filter");
+		return NULL;
+	}
+	if (prep.want_cgroot)
+		(void)cgroup_root_discover(NULL, &prep.cgroot, &prep.err);
+	return NULL;
+}
+
+static void prep_start(const struct settings *s)
+{
+	sigset_t all, old;
+
+	if (prep.running)
+		return;
+	prep.want_bpf = s->filter_syscalls && process_bpf == NULL;
+	prep.want_cgroot = s->use_cgroups && process_cgroot == NULL;
+	if (!prep.want_bpf && !prep.want_cgroot)
+		return;
+	/* No signal for the thread; without one, prep_join does the work itself. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	prep.running = pthread_create(&prep.thread, NULL, prep_main, NULL) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* The syscall filter and the cgroup hierarchy the settings ask for, made at the latest now. */
+static int prep_join(const struct settings *s, struct nib_error **err)
+{
+	if (prep.running) {
+		pthread_join(prep.thread, NULL);
+		prep.running = false;
+		if (process_bpf == NULL)
+			process_bpf = TAKE_PTR(prep.bpf);
+		if (process_cgroot == NULL)
+			process_cgroot = TAKE_PTR(prep.cgroot);
+		seccomp_bpf_free(TAKE_PTR(prep.bpf));
+		cgroup_root_free(TAKE_PTR(prep.cgroot));
+		if (prep.err != NULL)
+			return nib_error_move(err, &prep.err);
+	}
+	if (s->filter_syscalls && process_bpf == NULL && seccomp_bpf_build(&process_bpf, err) < 0)
+		return nib_error_prefix(err, "building the system call filter");
+	if (s->use_cgroups && process_cgroot == NULL &&
+	    cgroup_root_discover(NULL, &process_cgroot, err) < 0)
+		return -1;
+	return 0;
+}
 
 /* ---- goals ---- */
 
@@ -1288,6 +1357,9 @@ static int job_start(struct build_ctx *c, size_t idx, struct job **ret_job, stru
 		}
 		goto out_free;
 	}
+	/* Stale slots' cleanup needs the cgroup hierarchy, the builder the filter. */
+	if (prep_join(c->s, err) < 0)
+		goto fail_early;
 	r = job_get_slot(j, err);
 	if (r == 0)
 		goal_wait(c, idx, BUILD_WAIT_SLOT);
@@ -2417,6 +2489,8 @@ static int setup(struct build_ctx *c, bool need_sandbox, struct nib_error **err)
 	const struct settings *s = c->s;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
+	/* Made meanwhile by prep_main; collected before the first slot is taken. */
+	prep_start(s);
 	c->cores = s->cores > 0 ? (unsigned long)s->cores : (ncpu > 0 ? (unsigned long)ncpu : 1);
 	c->build_dir = s->build_dir != NULL && s->build_dir[0] != '\0'
 			       ? xstrdup(s->build_dir)
@@ -2432,12 +2506,6 @@ static int setup(struct build_ctx *c, bool need_sandbox, struct nib_error **err)
 	/* Unsandboxed builds only unshare a mount namespace, and say so if they cannot. */
 	if (need_sandbox && check_sandbox(c, err) < 0)
 		return -1;
-	if (s->filter_syscalls && process_bpf == NULL && seccomp_bpf_build(&process_bpf, err) < 0)
-		return nib_error_prefix(err, "building the system call filter");
-	if (s->use_cgroups && process_cgroot == NULL) {
-		if (cgroup_root_discover(NULL, &process_cgroot, err) < 0)
-			return -1;
-	}
 	if (setup_extra_binds(c, err) < 0)
 		return -1;
 	c->pool = uid_pool_open(s, NULL, err);
@@ -2622,6 +2690,11 @@ static int build_common(struct store *store, const struct settings *settings,
 		run_loop(&c);
 	r = conclude(&c, err);
 out:
+	if (prep.running) {
+		/* Nothing was started (a failure, a cancel): collect the thread all the same. */
+		cleanup_error struct nib_error *e = NULL;
+		(void)prep_join(settings, &e);
+	}
 	/* Also when nothing ran: what was added is committed, or we say why not. */
 	if (c.settle_err == NULL)
 		(void)local_store_settle(store, &c.settle_err);
