@@ -10,12 +10,16 @@
  *
  * Spare processes: forking and opening the store cost more than serving a
  * short query, so the parent keeps spare-connection-processes of them forked
- * in advance.  A spare opens the store, then waits on its own channel (a
- * socketpair with the parent) for exactly one connection: the parent
+ * in advance.  A spare gets the store ready, then waits on its own channel
+ * (a socketpair with the parent) for exactly one connection: the parent
  * accepts, numbers and counts it, and passes the socket over (SCM_RIGHTS)
  * with the connection number.  The spare then serves it as if it had been
  * forked for it and exits; nothing is carried from one peer to the next.
  * With no spare left the parent forks one for the connection at once.
+ *
+ * The store handle of a connection process is the parent's, inherited over
+ * fork (see parent_store below): opening SQLite and reading its schema was
+ * the largest part of a connection's cost.
  */
 #include "config.h"
 
@@ -75,6 +79,29 @@ static size_t n_children, cap_children;
 static size_t n_served, n_refusing, n_spare;
 static uint64_t n_forked;
 static pid_t daemon_pid;
+
+/*
+ * The parent's store handle, opened at start and then never used by the
+ * parent again: each connection process uses its own copy of it, which
+ * fork() made, instead of opening the store itself (the SQLite open and
+ * the parsing of the schema, a third of a connection's CPU time).
+ *
+ * SQLite does not support using a connection in a child that a parent
+ * opened (its locks are POSIX locks, which a child does not inherit, while
+ * the connection's memory says they are held).  Here that is sound because
+ * the parent never uses the handle after the fork: it holds no transaction
+ * and no lock but the two every connection at rest holds in WAL mode - a
+ * shared lock on the database file and one on the shared-memory file -
+ * and it holds them until every connection process has exited
+ * (terminate_children; should the parent die, PR_SET_PDEATHSIG stops the
+ * children); a child's transactions take their own locks.  A
+ * connection opened in the child would not be different: SQLite shares
+ * the per-file lock state of one process among its connections, so it too
+ * would count on the parent's two locks (the daemon has always worked so).
+ * The child checks that the handle still fits the store before using it
+ * (local_store_check_reuse), and never closes it (_exit).
+ */
+static struct store *parent_store;
 
 /* What the parent sends a spare with the connection's socket. */
 struct handoff {
@@ -424,7 +451,14 @@ static _Noreturn void spare_main(struct settings *mine, int chan, const sigset_t
 			_exit(1);
 	}
 	setsid();
-	(void)local_store_open(mine, 0, &store, &open_err);
+	if (parent_store != NULL && local_store_check_reuse(parent_store, &open_err) == 0) {
+		store = parent_store;
+	} else {
+		if (open_err != NULL)
+			log_debug("opening the store again: %s", open_err->msg);
+		nib_error_clear(&open_err);
+		(void)local_store_open(mine, 0, &store, &open_err);
+	}
 
 	cfd = spare_wait(chan, mask, &h);
 	if (cfd < 0)
@@ -761,13 +795,20 @@ int main(int argc, char **argv)
 	 * Keep a store handle open for the daemon's lifetime: the schema is
 	 * created or migrated now rather than by the first client, and the
 	 * database's WAL stays in place instead of being checkpointed and
-	 * removed each time the last connection process closes it.  Connection
-	 * processes never use this handle; they open their own.
+	 * removed each time the last connection process closes it.  This
+	 * process never uses it again; connection processes serve with their
+	 * copies of it (parent_store).
 	 */
 	if (local_store_open(settings, 0, &keep_store, &err) < 0) {
 		log_error("%s", err->msg);
 		return 1;
 	}
+	/* Prepared once here rather than in every connection process. */
+	if (local_store_prepare(keep_store, &err) < 0) {
+		log_error("%s", err->msg);
+		return 1;
+	}
+	parent_store = keep_store;
 	peer_nss_prepare();
 	started_at = (int64_t)(now_realtime_usec() / 1000000);
 	{

@@ -118,6 +118,7 @@ enum stmt_id {
 	ST_BR_QUERY_ALL,
 	ST_BR_QUERY_DRV,
 	ST_BRO_QUERY,
+	ST_NIB_SCHEMA,
 	_ST_MAX
 };
 
@@ -175,6 +176,9 @@ static const char *const stmt_sql[_ST_MAX] = {
 			    " order by id desc limit ?1",
 	[ST_BRO_QUERY] = "select name, path from BuildRecordOutputs where record = ?1"
 			 " order by name",
+	/* db_schema_check's usual answer: compiles only when both tables exist. */
+	[ST_NIB_SCHEMA] = "select (select cast(value as integer) from NibMeta"
+			  " where key = 'nib-schema'), (select 1 from ValidPaths where 0)",
 };
 
 struct db {
@@ -310,6 +314,14 @@ static sqlite3_stmt *stmt_get(struct db *db, enum stmt_id id, struct nib_error *
 		}
 	}
 	return db->stmts[id];
+}
+
+int db_prepare_all(struct db *db, struct nib_error **err)
+{
+	for (size_t i = 0; i < _ST_MAX; i++)
+		if (stmt_get(db, (enum stmt_id)i, err) == NULL)
+			return -1;
+	return 0;
 }
 
 /* Reset a cached statement at scope exit so it holds no read snapshot. */
@@ -600,17 +612,23 @@ int db_schema_check(struct db *db, struct nib_error **err)
 	int r;
 
 	/*
-	 * The usual answer in one statement (one parse, one read transaction:
-	 * this runs at every store open, once per daemon connection).  It only
+	 * The usual answer in one statement (one read transaction: this runs at
+	 * every store open, and in every daemon connection process).  It only
 	 * compiles when both tables exist; anything unusual takes the long way.
+	 * Prepared in advance (db_prepare_all) it saves the parse too.
 	 */
-	{
+	if (db->stmts[ST_NIB_SCHEMA] != NULL) {
+		cleanup_stmt_reset sqlite3_stmt *s = db->stmts[ST_NIB_SCHEMA];
+		int rc = step(db, s, true, "cannot read schema", err);
+		if (rc < 0)
+			return -1;
+		if (rc == SQLITE_ROW)
+			v = column_i64_or(s, 0, 0);
+		if (v == DB_NIB_SCHEMA_VERSION)
+			return 1;
+	} else {
 		sqlite3_stmt *s = NULL;
-		int rc = sqlite3_prepare_v2(
-			db->conn,
-			"select (select cast(value as integer) from NibMeta "
-			"where key = 'nib-schema'), (select 1 from ValidPaths where 0)",
-			-1, &s, NULL);
+		int rc = sqlite3_prepare_v2(db->conn, stmt_sql[ST_NIB_SCHEMA], -1, &s, NULL);
 		if (rc == SQLITE_OK) {
 			rc = step(db, s, true, "cannot read schema", err);
 			if (rc == SQLITE_ROW)

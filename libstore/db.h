@@ -82,6 +82,14 @@ static inline void db_closep(struct db **db)
 void db_set_busy_deadline(struct db *db, unsigned ms);
 
 /*
+ * Prepare every statement of this module now instead of at its first use:
+ * for a handle that processes forked later use, which would otherwise each
+ * prepare the statements they need again.  A prepared statement stays
+ * usable when the schema changes (SQLite prepares it again then).
+ */
+int db_prepare_all(struct db *db, struct nib_error **err);
+
+/*
  * Is the schema in place?  Returns 1 when nib's tables exist at the current
  * version, 0 when they must be created or migrated (db_schema_init), -1 on
  * error; a database written by a newer nib is an error that says so.

@@ -38,6 +38,8 @@ struct local_store {
 	gid_t gid;
 	uid_t owner_uid; /* owner of the store directory: registered files must be its */
 	pid_t pid;
+	dev_t db_dev; /* the database file this handle has open (local_store_check_reuse) */
+	ino_t db_ino;
 	struct local_batch *batch;	     /* local_store_batch_begin .. _end, else NULL */
 	struct local_batch *pending;	     /* local_store_batch_end_async .. local_store_settle */
 	struct local_checkpoint *checkpoint; /* local_store_checkpoint_background's thread */

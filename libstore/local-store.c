@@ -292,7 +292,41 @@ int local_store_open(const struct settings *settings, unsigned flags, struct sto
 		if (init_schema(ls, err) < 0)
 			return nib_error_prefix(err, "setting up '%s'", db_path);
 	}
+	{
+		struct stat st;
+		if (stat(db_path, &st) == 0) {
+			ls->db_dev = st.st_dev;
+			ls->db_ino = st.st_ino;
+		}
+	}
 	*ret = TAKE_PTR(s);
+	return 0;
+}
+
+int local_store_prepare(struct store *s, struct nib_error **err)
+{
+	return db_prepare_all(LOCAL(s)->db, err);
+}
+
+int local_store_check_reuse(struct store *s, struct nib_error **err)
+{
+	struct local_store *ls = LOCAL(s);
+	cleanup_free char *db_path = path_join(ls->db_dir, "db.sqlite");
+	struct stat st;
+	int version = 0, r;
+
+	if (stat(db_path, &st) < 0 || st.st_dev != ls->db_dev || st.st_ino != ls->db_ino)
+		return nib_error_set(err, NIB_E_DB, 0,
+				     "'%s' is not the database file opened before", db_path);
+	if (read_schema_version(ls, &version, err) < 0)
+		return -1;
+	r = version == DB_NIX_SCHEMA_VERSION ? db_schema_check(ls->db, err) : 0;
+	if (r < 0)
+		return -1;
+	if (r == 0)
+		return nib_error_set(err, NIB_E_DB, 0,
+				     "the store database '%s' has changed its schema version",
+				     db_path);
 	return 0;
 }
 

@@ -60,6 +60,24 @@ int local_store_open(const struct settings *settings, unsigned flags, struct sto
  */
 void local_store_close_for_exit(struct store *store);
 
+/*
+ * May a process forked from the one that opened store go on using the
+ * handle (a daemon's connection processes use their parent's)?  Checks what
+ * local_store_open() would find differently now: 0 when the database file
+ * is still the one opened and its schema still the version this nib uses
+ * (as local_store_open() checks it); -1 with an error when the child should
+ * open the store itself instead, which then reports, creates or migrates
+ * what changed.  The opener must keep the handle open and unused - no
+ * transaction, no batch, no temporary roots - while children use it.
+ */
+int local_store_check_reuse(struct store *store, struct nib_error **err);
+
+/*
+ * Prepare the database statements of store now instead of at their first
+ * use (db_prepare_all): for a handle that forked processes reuse.
+ */
+int local_store_prepare(struct store *store, struct nib_error **err);
+
 /* Is store a local store? */
 bool store_is_local(const struct store *store);
 

@@ -733,6 +733,116 @@ static void test_batch_long(void)
 	CU_ASSERT_PTR_NULL(e);
 }
 
+/* Run fn(s) in a forked child that then ends as a daemon connection process does; fn's result. */
+static int in_child(struct store *s, int (*fn)(struct store *))
+{
+	int status = -1;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		int r = fn(s);
+		local_store_close_for_exit(s);
+		_exit(r);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+static int child_reuses(struct store *s)
+{
+	char *p = NULL;
+	uint64_t n = 0;
+
+	if (local_store_check_reuse(s, NULL) < 0)
+		return 1;
+	/* Added by another handle after s was opened. */
+	if (store_is_valid(s, PATH_FOO, NULL) != 1)
+		return 2;
+	/* The 300 texts of test_reuse_after_fork, when it added them. */
+	{
+		cleanup_strv char **all = NULL;
+		if (store_query_all_valid(s, &all, NULL) < 0)
+			return 3;
+		n = strv_length(all);
+	}
+	if (n != 1 && n != 301 + 1)
+		return 4;
+	if (store_add_text(s, "child", "written by a child", 18, NULL, &p, NULL) < 0)
+		return 5;
+	free(p);
+	return 0;
+}
+
+static int child_check_only(struct store *s)
+{
+	cleanup_error struct nib_error *e = NULL;
+
+	return local_store_check_reuse(s, &e) == 0 ? 0 : 1;
+}
+
+/*
+ * A daemon's connection processes use the handle their parent opened, with
+ * its statements prepared (local_store_prepare, local_store_check_reuse): a
+ * child sees what others committed since, also after the write-ahead log
+ * was checkpointed and started again, and writes through it; it is told to
+ * open the store itself once the database file or its schema changed.
+ */
+static void test_reuse_after_fork(void)
+{
+	cleanup_store struct store *s = open_store();
+	cleanup_store struct store *other = open_store();
+	cleanup_error struct nib_error *e = NULL;
+	cleanup_free char *foo = NULL, *child = NULL;
+	cleanup_free char *dir = xasprintf("%s/root/nix/var/nix/db", tmp);
+	cleanup_free char *schema = path_join(dir, "schema"), *db = path_join(dir, "db.sqlite");
+	cleanup_free char *moved = path_join(dir, "moved.sqlite");
+	cleanup_strv char **all = NULL;
+
+	if (s == NULL || other == NULL) {
+		CU_FAIL("open");
+		return;
+	}
+	CU_ASSERT_EQUAL(local_store_prepare(s, &e), 0);
+	CU_ASSERT_EQUAL(store_add_text(other, "foo", "bar", 3, NULL, &foo, &e), 0);
+	CU_ASSERT_EQUAL(in_child(s, child_reuses), 0);
+	CU_ASSERT_EQUAL(store_add_text(other, "child", "written by a child", 18, NULL, &child, &e),
+			0);
+	CU_ASSERT_EQUAL(store_is_valid(other, child, &e), 1);
+
+	/* Enough commits for a checkpoint and a new log (256 pages). */
+	for (int i = 0; i < 300; i++) {
+		char text[32];
+		char *p = NULL;
+		int n = snprintf(text, sizeof(text), "text %d", i);
+		CU_ASSERT_EQUAL(store_add_text(other, "t", text, (size_t)n, NULL, &p, &e), 0);
+		free(p);
+	}
+	CU_ASSERT_EQUAL(in_child(s, child_reuses), 0);
+	CU_ASSERT_EQUAL(store_query_all_valid(other, &all, &e), 0);
+	CU_ASSERT_EQUAL(all ? strv_length(all) : 0, 302);
+
+	/* A newer schema, then the old one again. */
+	CU_ASSERT_EQUAL(write_file_atomic_at(AT_FDCWD, schema, "11", 2, 0644, false, &e), 0);
+	CU_ASSERT_EQUAL(in_child(s, child_check_only), 1);
+	CU_ASSERT_EQUAL(write_file_atomic_at(AT_FDCWD, schema, "10", 2, 0644, false, &e), 0);
+	CU_ASSERT_EQUAL(in_child(s, child_check_only), 0);
+
+	/* Another database file under the name, then the first one back. */
+	CU_ASSERT_EQUAL(rename(db, moved), 0);
+	CU_ASSERT_EQUAL(write_file_atomic_at(AT_FDCWD, db, "", 0, 0644, false, &e), 0);
+	CU_ASSERT_EQUAL(in_child(s, child_check_only), 1);
+	CU_ASSERT_EQUAL(rename(moved, db), 0);
+	CU_ASSERT_EQUAL(in_child(s, child_check_only), 0);
+	CU_ASSERT_PTR_NULL(e);
+
+	{
+		struct store_verify_result vr = { 0 };
+		CU_ASSERT_EQUAL(store_verify(other, STORE_VERIFY_CONTENTS, NULL, NULL, &vr, &e), 0);
+		CU_ASSERT_EQUAL(vr.problems, 0);
+	}
+}
+
 /* A store with fsync-metadata = true (the store keeps the value it was opened with). */
 static struct store *open_store_fsync(void)
 {
@@ -1065,6 +1175,7 @@ static CU_TestInfo tests[] = {
 	{ "canonicalise, then sync in place", test_canonicalise_then_sync },
 	{ "batched adds", test_batch },
 	{ "close for exit", test_close_for_exit },
+	{ "a forked child reuses its parent's handle", test_reuse_after_fork },
 	{ "a long batch commits as it goes", test_batch_long },
 	{ "a batch ended in the background", test_batch_async },
 	{ "syncing in the background", test_sync_background },
