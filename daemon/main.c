@@ -239,14 +239,16 @@ static size_t reap(void)
  * Serve one connection: authenticate, then serve with the store the process
  * opened in advance (store, or open_err saying why it could not), or, when
  * both are NULL, with one opened now.  mine is the connection's own copy of
- * the settings.  Takes the fds.
+ * the settings.  Takes conn.  hello_err: the connection's greeting
+ * (proto_server_hello) was done already and failed, so nothing more can be
+ * sent; NULL when it succeeded or is left to serve_connection().
  */
 static int serve_child(struct settings *mine, struct store *store, const struct nib_error *open_err,
-		       int in_fd, int out_fd, const struct peer_cred *cred, uint64_t conn_no,
-		       bool refuse_busy)
+		       struct proto_conn *conn_, const struct nib_error *hello_err,
+		       const struct peer_cred *cred, uint64_t conn_no, bool refuse_busy)
 {
 	cleanup_error struct nib_error *err = NULL;
-	cleanup_proto_conn struct proto_conn *conn = proto_conn_new_fd(in_fd, out_fd, true);
+	cleanup_proto_conn struct proto_conn *conn = conn_;
 	cleanup_store struct store *opened = NULL;
 	cleanup_free char *tag =
 		xasprintf("conn %llu uid=%u", (unsigned long long)conn_no, (unsigned)cred->uid);
@@ -256,19 +258,25 @@ static int serve_child(struct settings *mine, struct store *store, const struct 
 
 	if (refuse_busy) {
 		log_warning("%s: refused: too many connections", tag);
-		serve_refuse(conn, PROTO_TRUST_UNKNOWN,
-			     "the nib daemon has too many connections (max-connections); try "
-			     "again later",
-			     NULL);
+		if (hello_err == NULL)
+			serve_refuse(conn, PROTO_TRUST_UNKNOWN,
+				     "the nib daemon has too many connections (max-connections); "
+				     "try again later",
+				     NULL);
 		return 1;
 	}
 	if (peer_authorise(cred, mine, &peer.trusted, &err) < 0) {
 		log_warning("%s: refused: %s", tag, err->msg);
-		serve_refuse(conn, PROTO_TRUST_NOT_TRUSTED, err->msg, NULL);
+		if (hello_err == NULL)
+			serve_refuse(conn, PROTO_TRUST_NOT_TRUSTED, err->msg, NULL);
 		return 1;
 	}
 	log_info("%s: connected (user %s, pid %d, %s)", tag, cred->user, (int)cred->pid,
 		 peer.trusted ? "trusted" : "untrusted");
+	if (hello_err != NULL) {
+		log_info("%s: closed: %s", tag, hello_err->msg);
+		return 1;
+	}
 	if (store == NULL && open_err == NULL) {
 		if (local_store_open(mine, 0, &opened, &err) < 0)
 			open_err = err;
@@ -433,9 +441,10 @@ static int spare_wait(int chan, const sigset_t *stop_mask, struct handoff *ret)
  */
 static _Noreturn void spare_main(struct settings *mine, int chan, const sigset_t *mask)
 {
-	cleanup_error struct nib_error *err = NULL;
+	cleanup_error struct nib_error *err = NULL, *hello_err = NULL;
 	struct store *store = NULL;
 	struct nib_error *open_err = NULL;
+	struct proto_conn *conn;
 	struct peer_cred cred;
 	struct handoff h;
 	int cfd, r;
@@ -469,6 +478,13 @@ static _Noreturn void spare_main(struct settings *mine, int chan, const sigset_t
 	sigprocmask(SIG_UNBLOCK, mask, NULL);
 	if (h.refuse_busy)
 		alarm(10);
+	/*
+	 * The daemon's greeting depends on nothing about the peer: answer the
+	 * client's at once, and find out who the peer is while the client
+	 * reads ours.
+	 */
+	conn = proto_conn_new_fd(cfd, cfd, true);
+	(void)proto_server_hello(conn, &hello_err);
 	/* The store may have become available since: try again before failing. */
 	if (store == NULL && !h.refuse_busy) {
 		nib_error_clear(&open_err);
@@ -478,7 +494,8 @@ static _Noreturn void spare_main(struct settings *mine, int chan, const sigset_t
 		log_error("conn %llu: %s", (unsigned long long)h.conn_no, err->msg);
 		_exit(1);
 	}
-	r = serve_child(mine, store, open_err, cfd, cfd, &cred, h.conn_no, h.refuse_busy != 0);
+	r = serve_child(mine, store, open_err, conn, hello_err, &cred, h.conn_no,
+			h.refuse_busy != 0);
 	local_store_close_for_exit(store);
 	_exit(r);
 }
@@ -764,7 +781,9 @@ int main(int argc, char **argv)
 		int r;
 
 		peer_self_cred(&cred);
-		r = serve_child(mine, NULL, NULL, STDIN_FILENO, STDOUT_FILENO, &cred, 0, false);
+		r = serve_child(mine, NULL, NULL,
+				proto_conn_new_fd(STDIN_FILENO, STDOUT_FILENO, true), NULL, &cred,
+				0, false);
 		peer_cred_release(&cred);
 		return r;
 	}

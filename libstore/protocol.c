@@ -43,6 +43,7 @@ struct proto_conn {
 	void *sink_data;
 
 	unsigned version;
+	bool hello_sent; /* daemon side: proto_server_hello() done */
 	struct proto_limits limits;
 
 	/* Input window: in[in_pos..in_len) is buffered and not consumed yet. */
@@ -1249,10 +1250,9 @@ int proto_read_stderr(struct proto_conn *c, const struct proto_log_handlers *h,
 
 /* ---- handshake ------------------------------------------------------------------------------- */
 
-int proto_server_handshake(struct proto_conn *c, const char *nix_version, enum proto_trust trust,
-			   struct nib_error **err)
+int proto_server_hello(struct proto_conn *c, struct nib_error **err)
 {
-	uint64_t magic = 0, client = 0, v, affinity = 0, reserve = 0;
+	uint64_t magic = 0;
 
 	proto_begin_message(c);
 	if (proto_read_u64(c, &magic, err) < 0)
@@ -1265,6 +1265,17 @@ int proto_server_handshake(struct proto_conn *c, const char *nix_version, enum p
 	proto_write_u64(c, PROTO_WORKER_MAGIC_2);
 	proto_write_u64(c, PROTO_VERSION_MAX);
 	if (proto_flush(c, err) < 0)
+		return -1;
+	c->hello_sent = true;
+	return 0;
+}
+
+int proto_server_handshake(struct proto_conn *c, const char *nix_version, enum proto_trust trust,
+			   struct nib_error **err)
+{
+	uint64_t client = 0, v, affinity = 0, reserve = 0;
+
+	if (!c->hello_sent && proto_server_hello(c, err) < 0)
 		return -1;
 	if (proto_read_u64(c, &client, err) < 0)
 		return nib_error_prefix(err, "reading the client's protocol version");

@@ -525,6 +525,16 @@ void proto_write_frame(struct proto_conn *c, const struct proto_frame *f);
 int proto_server_handshake(struct proto_conn *c, const char *nix_version, enum proto_trust trust,
 			   struct nib_error **err);
 
+/*
+ * The first step of proto_server_handshake() on its own: read
+ * WORKER_MAGIC_1, send WORKER_MAGIC_2 and PROTO_VERSION_MAX (flushed).  The
+ * answer depends on nothing about the peer, so a daemon can send it before
+ * it decides whether to serve the peer and decide while the client reads
+ * it; proto_server_handshake() then goes on from there.  A bad magic is an
+ * error (nothing is sent).
+ */
+int proto_server_hello(struct proto_conn *c, struct nib_error **err);
+
 struct proto_server_info {
 	unsigned daemon_version; /* as offered by the daemon */
 	char *nix_version;	 /* >= 1.33, else NULL; caller frees */

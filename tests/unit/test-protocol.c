@@ -951,6 +951,42 @@ static void test_handshake_golden(void)
 	}
 }
 
+/*
+ * The daemon can answer the greeting on its own first (proto_server_hello)
+ * and finish the handshake later: the bytes are the same.
+ */
+static void test_server_hello(void)
+{
+	{
+		cleanup_free char *client = NULL, *server = NULL;
+		size_t clen, slen, len1, len2;
+		cleanup_error struct nib_error *e = NULL;
+		cleanup_proto_conn struct proto_conn *whole = NULL, *split = NULL, *bad = NULL;
+		const unsigned char *out1, *out2;
+
+		REQUIRE(load("1.34", "handshake-client.bin", &client, &clen) == 0);
+		REQUIRE(load("1.34", "handshake-server.bin", &server, &slen) == 0);
+		whole = proto_conn_new_mem(client, clen);
+		split = proto_conn_new_mem(client, clen);
+		CU_ASSERT_EQUAL(proto_server_handshake(whole, "2.8.0", PROTO_TRUST_UNKNOWN, &e), 0);
+		CU_ASSERT_EQUAL(proto_server_hello(split, &e), 0);
+		(void)proto_conn_output(split, &len1);
+		CU_ASSERT_EQUAL(len1, 16); /* the greeting only */
+		CU_ASSERT_EQUAL(proto_server_handshake(split, "2.8.0", PROTO_TRUST_UNKNOWN, &e), 0);
+		out1 = proto_conn_output(whole, &len1);
+		out2 = proto_conn_output(split, &len2);
+		CU_ASSERT(len1 == len2 && memcmp(out1, out2, len1) == 0);
+		CU_ASSERT_EQUAL(proto_conn_version(split), PROTO_VERSION_NIX_2_8);
+		CU_ASSERT_EQUAL(proto_conn_input_left(split), 0);
+		/* A bad greeting: an error, and nothing sent. */
+		bad = proto_conn_new_mem((const unsigned char *)"GET / HTTP/1.1\r\n\r\n", 18);
+		CU_ASSERT_EQUAL(proto_server_hello(bad, &e), -1);
+		CU_ASSERT(e != NULL && strstr(e->msg, "protocol mismatch") != NULL);
+		(void)proto_conn_output(bad, &len1);
+		CU_ASSERT_EQUAL(len1, 0);
+	}
+}
+
 /* A CPU affinity flag that is set is followed by the CPU number (old clients). */
 static void test_handshake_affinity(void)
 {
@@ -2255,6 +2291,7 @@ static CU_TestInfo handshake_tests[] = {
 	{ "garbage", test_handshake_garbage },
 	{ "golden (Nix 2.8)", test_handshake_golden },
 	{ "cpu affinity", test_handshake_affinity },
+	{ "daemon greeting first", test_server_hello },
 	CU_TEST_INFO_NULL,
 };
 
