@@ -649,6 +649,20 @@ static void terminate_children(void)
 	}
 }
 
+/*
+ * libc calls its own realloc() through its PLT (so that it can be
+ * replaced), bound at the first call, which walks the symbol tables of
+ * every loaded library: a dozen page faults in each connection process
+ * that makes the first such call, unless this process made one before it
+ * forked them.  vasprintf() shrinks its buffer with realloc() when the
+ * text turns out a little shorter than the buffer (glibc 2.36: 100 bytes
+ * for a short format); nib formats text that way everywhere.
+ */
+static void bind_libc_realloc(void)
+{
+	free(xasprintf("%s", "bind realloc: a text of a bit more than fifty bytes"));
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out, "Usage: nib-daemon [OPTIONS]\n\n"
@@ -829,6 +843,7 @@ int main(int argc, char **argv)
 	}
 	parent_store = keep_store;
 	peer_nss_prepare();
+	bind_libc_realloc();
 	started_at = (int64_t)(now_realtime_usec() / 1000000);
 	{
 		cleanup_free char *sdir = path_join(settings->state_dir, "daemon");
