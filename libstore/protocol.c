@@ -1316,10 +1316,22 @@ int proto_client_handshake(struct proto_conn *c, unsigned version,
 	uint64_t magic = 0, daemon = 0, v, trust = PROTO_TRUST_UNKNOWN;
 	cleanup_free char *nix_version = NULL;
 	cleanup_proto_error struct proto_error *refused = NULL;
+	/*
+	 * The obsolete fields depend on the version both sides speak, so a
+	 * client could wait for the daemon's version before sending them.
+	 * Every daemon since protocol 1.14 reads both (Nix 2.0 speaks 1.20):
+	 * offering 1.14 or more, send them with the greeting, which saves a
+	 * round trip, and refuse an older daemon below.
+	 */
+	bool eager = version >= PROTO_VERSION(1, 14);
 	int r;
 
 	proto_write_u64(c, PROTO_WORKER_MAGIC_1);
 	proto_write_u64(c, version);
+	if (eager) {
+		proto_write_u64(c, 0); /* no CPU affinity */
+		proto_write_u64(c, 0); /* reserveSpace */
+	}
 	if (proto_flush(c, err) < 0)
 		return -1;
 	proto_begin_message(c);
@@ -1336,18 +1348,18 @@ int proto_client_handshake(struct proto_conn *c, unsigned version,
 	if (PROTO_MAJOR(daemon) != 1 || daemon > 0xffff)
 		return nib_error_set(err, NIB_E_PROTOCOL, 0,
 				     "unsupported daemon protocol version 0x%" PRIx64, daemon);
-	if (daemon < PROTO_VERSION_MIN)
+	if (daemon < (eager ? PROTO_VERSION(1, 14) : PROTO_VERSION_MIN))
 		return nib_error_set(err, NIB_E_PROTOCOL, 0,
 				     "the daemon's protocol version 1.%u is too old",
 				     (unsigned)PROTO_MINOR(daemon));
 	v = daemon < version ? daemon : version;
 	c->version = (unsigned)v;
-	if (v >= PROTO_VERSION(1, 14))
-		proto_write_u64(c, 0); /* no CPU affinity */
-	if (v >= PROTO_VERSION(1, 11))
-		proto_write_u64(c, 0); /* reserveSpace */
-	if (proto_flush(c, err) < 0)
-		return -1;
+	if (!eager) {
+		if (v >= PROTO_VERSION(1, 11))
+			proto_write_u64(c, 0); /* reserveSpace */
+		if (proto_flush(c, err) < 0)
+			return -1;
+	}
 	if (v >= PROTO_VERSION(1, 33) && proto_read_string(c, &nix_version, err) < 0)
 		return -1;
 	if (v >= PROTO_VERSION(1, 35) &&

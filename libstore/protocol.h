@@ -543,9 +543,10 @@ struct proto_server_info {
 
 /*
  * Client side: offer `version` (PROTO_VERSION_MAX unless testing),
- * negotiate, send the obsolete fields, read the daemon's Nix version and
- * trust, then the startup log frames up to STDERR_LAST (through h, which
- * may be NULL).  A startup STDERR_ERROR (the daemon refused us) becomes an
+ * negotiate, send the obsolete fields (offering 1.14 or more: at once with
+ * the greeting, which then needs a daemon of 1.14 or more), read the
+ * daemon's Nix version and trust, then the startup log frames up to
+ * STDERR_LAST (through h, which may be NULL).  A startup STDERR_ERROR (the daemon refused us) becomes an
  * error with the daemon's message.  ret may be NULL.
  */
 int proto_client_handshake(struct proto_conn *c, unsigned version,

@@ -952,6 +952,51 @@ static void test_handshake_golden(void)
 }
 
 /*
+ * Offering 1.14 or more, nib's client sends the obsolete fields with its
+ * greeting, before it reads anything (one round trip less), and so refuses
+ * a daemon older than 1.14; offering less, it waits for the daemon's
+ * version as before.
+ */
+static void test_handshake_eager(void)
+{
+	static const struct {
+		unsigned offered;
+		size_t sent; /* bytes written before anything is read */
+	} cases[] = {
+		{ PROTO_VERSION_MAX, 32 },
+		{ PROTO_VERSION(1, 14), 32 },
+		{ PROTO_VERSION(1, 13), 16 },
+		{ PROTO_VERSION(1, 10), 16 },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		cleanup_proto_conn struct proto_conn *c = proto_conn_new_mem(NULL, 0);
+		cleanup_error struct nib_error *e = NULL;
+		size_t len = 0;
+		CU_ASSERT_EQUAL(proto_client_handshake(c, cases[i].offered, NULL, NULL, &e), -1);
+		(void)proto_conn_output(c, &len);
+		CU_ASSERT_EQUAL(len, cases[i].sent);
+	}
+	for (unsigned minor = 10; minor <= 14; minor++) {
+		/* A daemon of 1.<minor>: only 1.14 is new enough for an eager client. */
+		cleanup_proto_conn struct proto_conn *w = proto_conn_new_mem(NULL, 0);
+		cleanup_proto_conn struct proto_conn *c = NULL;
+		cleanup_error struct nib_error *e = NULL;
+		const unsigned char *out;
+		size_t len;
+
+		proto_write_u64(w, PROTO_WORKER_MAGIC_2);
+		proto_write_u64(w, PROTO_VERSION(1, minor));
+		proto_write_last(w);
+		out = proto_conn_output(w, &len);
+		c = proto_conn_new_mem(out, len);
+		CU_ASSERT_EQUAL(proto_client_handshake(c, PROTO_VERSION_MAX, NULL, NULL, &e),
+				minor >= 14 ? 0 : -1);
+		CU_ASSERT(minor >= 14 || (e != NULL && strstr(e->msg, "too old") != NULL));
+	}
+}
+
+/*
  * The daemon can answer the greeting on its own first (proto_server_hello)
  * and finish the handshake later: the bytes are the same.
  */
@@ -2292,6 +2337,7 @@ static CU_TestInfo handshake_tests[] = {
 	{ "golden (Nix 2.8)", test_handshake_golden },
 	{ "cpu affinity", test_handshake_affinity },
 	{ "daemon greeting first", test_server_hello },
+	{ "eager client greeting", test_handshake_eager },
 	CU_TEST_INFO_NULL,
 };
 
