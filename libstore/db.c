@@ -219,8 +219,20 @@ static int wal_hook(void *userdata, sqlite3 *conn, const char *name, int frames)
 	struct db *db = userdata;
 
 	db->wal_frames = frames;
-	if (frames >= WAL_CHECKPOINT_PAGES)
-		(void)sqlite3_wal_checkpoint_v2(conn, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	if (frames >= WAL_CHECKPOINT_PAGES) {
+		/*
+		 * TRUNCATE without waiting for anyone.  With no other connection
+		 * using the WAL it is emptied, so the next process to open the
+		 * database has nothing to read back: only a later commit through
+		 * the same shared memory starts a checkpointed WAL over, which a
+		 * process that exits after its one commit never makes (the next
+		 * one's recovery forgets what was checkpointed, and the WAL only
+		 * grew).  Otherwise what can be copied is, as PASSIVE would.
+		 */
+		sqlite3_busy_timeout(conn, 0);
+		(void)sqlite3_wal_checkpoint_v2(conn, name, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+		sqlite3_busy_timeout(conn, BUSY_SLICE_MS);
+	}
 	return SQLITE_OK;
 }
 

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -558,6 +559,40 @@ static void test_wal_and_checkpoint(void)
 	CU_ASSERT(e && strstr(e->msg, "cannot checkpoint '/nonexistent/nib-test.sqlite'"));
 }
 
+/*
+ * Processes that each open the database, commit once and exit: each is the
+ * first connection, whose recovery forgets what was checkpointed, so only
+ * a checkpoint that empties the WAL keeps it from growing for ever.
+ */
+static void test_wal_bounded_across_processes(void)
+{
+	cleanup_db struct db *first = fresh_db();
+	cleanup_free char *wal = xasprintf("%s-wal", dbpath);
+	struct stat st;
+
+	if (first == NULL) {
+		CU_FAIL("no db");
+		return;
+	}
+	db_close(TAKE_PTR(first));
+	for (int i = 0; i < 600; i++) {
+		cleanup_error struct nib_error *e = NULL;
+		struct db *db = NULL;
+		char path[32];
+
+		snprintf(path, sizeof(path), "/s/%04d-p", i);
+		if (db_open(dbpath, DB_OPEN_NO_FSYNC, &db, &e) < 0) {
+			CU_FAIL("open");
+			return;
+		}
+		CU_ASSERT(add_path(db, path) > 0);
+		db_close(db);
+	}
+	CU_ASSERT_EQUAL(stat(wal, &st), 0);
+	/* At most 256 pages of 4 KiB, each with its 24-byte frame header. */
+	CU_ASSERT(st.st_size <= 32 + 256 * (4096 + 24));
+}
+
 static void test_locks(void)
 {
 	cleanup_error struct nib_error *e = NULL;
@@ -598,6 +633,7 @@ static CU_TestInfo tests[] = {
 	{ "quick check and dangling references", test_quick_check_and_dangling },
 	{ "OFD locks and path locks", test_locks },
 	{ "WAL length and checkpoints", test_wal_and_checkpoint },
+	{ "the WAL stays bounded across one-commit processes", test_wal_bounded_across_processes },
 	CU_TEST_INFO_NULL,
 };
 
