@@ -151,6 +151,7 @@ INTEGRATION_TESTS = \
 	%reldir%/integration/t0301-sandbox-uid-range.sh \
 	%reldir%/integration/t0302-sandbox-limits.sh \
 	%reldir%/integration/t0303-sandbox-fallbacks.sh \
+	%reldir%/integration/t0304-sandbox-network.sh \
 	%reldir%/integration/t0050-slots.sh \
 	%reldir%/integration/t0051-slots-crash.sh \
 	%reldir%/integration/t0400-build-basic.sh \
