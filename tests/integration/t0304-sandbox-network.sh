@@ -33,8 +33,7 @@ VIEW='set -- /proc/[0-9]*; echo procs $#; test -e /proc/2 || echo no-pid-2; read
 run_ok "an ordinary build" sb $SLOT -- /bin/sh -c "$VIEW"
 NET=$(echo "$OUT" | sed -n 3p)
 like "has a network namespace" "$NET" '^net:\[[0-9]+\]$'
-isnt_host() { [ "$NET" != "$HOST_NET" ] && ok "$1" || not_ok "$1 ($NET is the host's)"; }
-isnt_host "which is not the host's"
+if [ "$NET" != "$HOST_NET" ]; then ok "which is not the host's"; else not_ok "which is not the host's ($NET)"; fi
 is "the builder alone (no helper left, no zombie); only lo, up; no stray descriptor" \
 	"$(echo "$OUT" | sed 3d)" "$(printf 'procs 1\nno-pid-2\n1: lo: <LOOPBACK,UP,LOWER_UP>\n0 1 2')"
 run_fails "the host's loopback is out of reach" 1 sb $SLOT -- /bin/probe connect 127.0.0.1 $PORT
@@ -49,8 +48,11 @@ wait $A; RA=$?
 wait $B; RB=$?
 is "two concurrent builds succeed" "$RA $RB" "0 0"
 N1=$(cat "$TEST_ROOT/n1") N2=$(cat "$TEST_ROOT/n2")
-[ "$N1" != "$N2" ] && [ "$N1" != "$HOST_NET" ] && [ "$N2" != "$HOST_NET" ] &&
-	ok "each in its own network namespace" || not_ok "each in its own network namespace ($N1 $N2 $HOST_NET)"
+if [ "$N1" != "$N2" ] && [ "$N1" != "$HOST_NET" ] && [ "$N2" != "$HOST_NET" ]; then
+	ok "each in its own network namespace"
+else
+	not_ok "each in its own network namespace ($N1 $N2 $HOST_NET)"
+fi
 
 # uid-range: root of the build's user namespace, which owns the network
 # namespace: it may configure it (a namespace made outside would refuse).
