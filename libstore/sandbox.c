@@ -275,13 +275,6 @@ struct child {
 	const char *subject;
 	bool mount_api; /* open_tree/move_mount work; cleared on ENOSYS */
 	bool setattr_api;
-	bool filter_loaded; /* the syscall filter is in place */
-	/* The network helper (see net_helper). */
-	pid_t net_pid;	 /* 0: none running */
-	int net_fd;	 /* its network namespace, written by the helper */
-	bool net_joined; /* the build's network namespace is ours */
-	bool net_pinned; /* the helper is kept off our CPU; net_cpus: all it may use */
-	cpu_set_t net_cpus;
 };
 
 static __attribute__((noreturn)) void child_fail(struct child *c, int err)
@@ -460,166 +453,6 @@ static int loopback_up(void)
 	return close(s);
 }
 
-/*
- * The build's network namespace is made by a helper task while the child
- * builds its root: setup_net() (sysctl tables, the loopback device) is half
- * a millisecond of kernel work that needs nothing from the mounts, and
- * would otherwise be in series with them while the other CPU idles.
- *
- * The helper is a clone of the child with CLONE_VM | CLONE_FILES.  It is in
- * the build's user namespace with the child's capabilities there (all of
- * them), so the namespace it unshares is owned by that user namespace, just
- * as if the child had made it: a uid-range build is root over it and can
- * add veth pairs or nested namespaces.  unshare(CLONE_NEWNET) does not mind
- * that the task shares its memory and files (only unsharing CLONE_VM,
- * CLONE_SIGHAND or CLONE_THREAD does).  The helper brings lo up, gets a
- * descriptor of the namespace from its socket (SIOCGSKNS: O_CLOEXEC, no
- * path walk, Linux 4.9) into the shared descriptor table and its number
- * into the child's memory, and exits.  net_join() reaps it (PID 2 of the
- * build's PID namespace, so the builder never sees it) and setns()es into
- * the namespace, which needs CAP_SYS_ADMIN both over the namespace's owner
- * and in the caller's own user namespace: the build's, for both, where the
- * child still holds it.
- *
- * The helper also shares the child's thread-local storage (there is no
- * CLONE_SETTLS), errno included, so it makes raw system calls that never
- * write errno: a failure of the helper must not change the errno the child
- * is about to read after a failure of its own.  Where raw calls are not
- * written here, and whenever the helper cannot be started or fails, the
- * child makes the namespace itself after all, and a failure there is
- * reported with its step and errno: no build runs without its own network
- * namespace.
- */
-#ifndef SIOCGSKNS
-#define SIOCGSKNS 0x894C
-#endif
-
-#if defined(__x86_64__)
-#define HAVE_NET_HELPER 1
-static long raw_syscall3(long nr, long a, long b, long c)
-{
-	long r;
-
-	__asm__ volatile("syscall"
-			 : "=a"(r)
-			 : "a"(nr), "D"(a), "S"(b), "d"(c)
-			 : "rcx", "r11", "memory");
-	return r; /* -errno on failure */
-}
-#elif defined(__aarch64__)
-#define HAVE_NET_HELPER 1
-static long raw_syscall3(long nr, long a, long b, long c)
-{
-	register long x8 __asm__("x8") = nr;
-	register long x0 __asm__("x0") = a;
-	register long x1 __asm__("x1") = b;
-	register long x2 __asm__("x2") = c;
-
-	__asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2) : "memory");
-	return x0; /* -errno on failure */
-}
-#else
-#define HAVE_NET_HELPER 0
-#endif
-
-#if HAVE_NET_HELPER
-/* The helper's stack, in the child's copy of this memory. */
-static char net_helper_stack[16384] __attribute__((aligned(16)));
-
-/* The helper: raw system calls only.  arg: the child's net_fd.  Exits 0 once it is set. */
-static int net_helper(void *arg)
-{
-	struct ifreq ifr;
-	long s, fd = -1;
-
-	if (raw_syscall3(SYS_unshare, CLONE_NEWNET, 0, 0) < 0)
-		return 1;
-	s = raw_syscall3(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (s < 0)
-		return 1;
-	memset(&ifr, 0, sizeof(ifr));
-	memcpy(ifr.ifr_name, "lo", 3);
-	if (raw_syscall3(SYS_ioctl, s, SIOCGIFFLAGS, (long)&ifr) == 0) {
-		ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-		if (raw_syscall3(SYS_ioctl, s, SIOCSIFFLAGS, (long)&ifr) == 0)
-			fd = raw_syscall3(SYS_ioctl, s, SIOCGSKNS, 0);
-	}
-	raw_syscall3(SYS_close, s, 0, 0);
-	if (fd < 0)
-		return 1;
-	*(int *)arg = (int)fd;
-	return 0;
-}
-#endif
-
-/*
- * Start the helper (best effort: without it net_join() does its work).  A
- * task forked on a quiet machine stays on its parent's CPU until the parent
- * sleeps, which here would be at net_join(), the helper's work then all in
- * series again: it is sent to the other CPUs we may use.  After the open-file
- * limit is raised: the helper shares our descriptor table but has the limit
- * we had when it was cloned.
- */
-static void net_start(struct child *c)
-{
-#if HAVE_NET_HELPER
-	cpu_set_t others;
-	int cpu = sched_getcpu();
-	bool pin = cpu >= 0 && cpu < CPU_SETSIZE &&
-		   sched_getaffinity(0, sizeof(c->net_cpus), &c->net_cpus) == 0;
-	pid_t pid = clone(net_helper, net_helper_stack + sizeof(net_helper_stack),
-			  CLONE_VM | CLONE_FILES | SIGCHLD, &c->net_fd);
-
-	if (pid <= 0)
-		return;
-	c->net_pid = pid;
-	if (pin) {
-		others = c->net_cpus;
-		CPU_CLR(cpu, &others);
-		c->net_pinned = CPU_COUNT(&others) > 0 &&
-				sched_setaffinity(pid, sizeof(others), &others) == 0;
-	}
-#else
-	(void)c;
-#endif
-}
-
-/*
- * Before anything that depends on the network namespace (sysfs shows its
- * mounter's; the builder): reap the helper and enter its namespace, or make
- * one here when there is no helper or it failed.
- */
-static void net_join(struct child *c)
-{
-	int status = 0;
-
-	if (c->net_joined)
-		return;
-	c->net_joined = true;
-	if (c->net_pid > 0) {
-		pid_t r;
-		STEP(c, "waiting for the network namespace", NULL);
-		r = waitpid(c->net_pid, &status, WNOHANG);
-		/* Still at work, perhaps queued behind others: let it take our CPU as we wait. */
-		if (r == 0 && c->net_pinned)
-			(void)sched_setaffinity(c->net_pid, sizeof(c->net_cpus), &c->net_cpus);
-		while (r == 0 || (r < 0 && errno == EINTR))
-			r = waitpid(c->net_pid, &status, 0);
-		if (r < 0)
-			child_fail(c, errno); /* it would live on beside the builder */
-		if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && c->net_fd >= 0) {
-			STEP(c, "entering the network namespace", NULL);
-			CHECK(c, setns(c->net_fd, CLONE_NEWNET));
-			close(c->net_fd);
-			return;
-		}
-	}
-	STEP(c, "creating the network namespace", NULL);
-	CHECK(c, unshare(CLONE_NEWNET));
-	STEP(c, "bringing up the loopback interface", NULL);
-	CHECK(c, loopback_up());
-}
-
 static int drop_capabilities(void)
 {
 	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
@@ -786,8 +619,6 @@ static void build_root(struct child *c)
 	STEP(c, "mounting", "/dev/shm");
 	CHECK(c, mount("tmpfs", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"));
 	if (p->uid_range) {
-		if (!p->network)
-			net_join(c);
 		STEP(c, "mounting", "/sys");
 		if (mount("sysfs", "sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 			CHECK(c, mount("sysfs", "sys", "sysfs",
@@ -815,19 +646,6 @@ static void build_root(struct child *c)
 	CHECK(c, chdir("/"));
 }
 
-static void load_filter(struct child *c)
-{
-	int r;
-
-	if (c->p->seccomp == NULL || c->filter_loaded)
-		return;
-	STEP(c, "loading the syscall filter", NULL);
-	r = seccomp_bpf_install(c->p->seccomp);
-	if (r < 0)
-		child_fail(c, -r);
-	c->filter_loaded = true;
-}
-
 /*
  * The end of every child, sandboxed or not, once it runs as the build
  * user: the parent-death signal (set after setuid, which clears it; then
@@ -847,7 +665,13 @@ static __attribute__((noreturn)) void exec_builder(struct child *c, const struct
 	}
 	STEP(c, "setting no-new-privileges", NULL);
 	CHECK(c, prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
-	load_filter(c);
+	if (p->seccomp != NULL) {
+		int r;
+		STEP(c, "loading the syscall filter", NULL);
+		r = seccomp_bpf_install(p->seccomp);
+		if (r < 0)
+			child_fail(c, -r);
+	}
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	STEP(c, "executing", p->builder);
@@ -857,7 +681,7 @@ static __attribute__((noreturn)) void exec_builder(struct child *c, const struct
 
 static __attribute__((noreturn)) void run_child(const struct plan *p)
 {
-	struct child c = { .p = p, .mount_api = true, .setattr_api = true, .net_fd = -1 };
+	struct child c = { .p = p, .mount_api = true, .setattr_api = true };
 	struct rlimit nofile, core = { 0, 0 };
 	char byte;
 	ssize_t n;
@@ -874,24 +698,18 @@ static __attribute__((noreturn)) void run_child(const struct plan *p)
 	if (n != 1)
 		_exit(127); /* the parent gave up; it reports why */
 
-	/* One descriptor per bind: raise the soft limit for large closures. */
-	STEP(&c, "raising the open-file limit", NULL);
-	CHECK(&c, getrlimit(RLIMIT_NOFILE, &nofile));
-	if (p->n_mnts + 64 > nofile.rlim_cur) {
-		struct rlimit more = nofile;
-		more.rlim_cur = nofile.rlim_max;
-		if (p->n_mnts + 64 > more.rlim_cur)
-			child_fail(&c, EMFILE);
-		CHECK(&c, setrlimit(RLIMIT_NOFILE, &more));
+	if (!p->network) {
+		/*
+		 * Unshared here rather than at clone: making a network namespace
+		 * is most of the cost of the clone (half a millisecond), which the
+		 * parent would pay in series with everything else it does, while
+		 * here it runs beside the parent, which goes on with other builds.
+		 * It belongs to the new user namespace either way, and nothing ran
+		 * in the host's network namespace but the lines above.
+		 */
+		STEP(&c, "creating the network namespace", NULL);
+		CHECK(&c, unshare(CLONE_NEWNET));
 	}
-	/*
-	 * The network namespace is made here rather than at clone, where the
-	 * parent would pay for it in series with everything else it does, and
-	 * beside our own work (see net_helper).  It belongs to the new user
-	 * namespace either way; nothing before net_join() depends on it.
-	 */
-	if (!p->network)
-		net_start(&c);
 	if (p->uid_range) {
 		STEP(&c, "dropping supplementary groups", NULL);
 		CHECK(&c, sys_setgroups(0, NULL));
@@ -903,10 +721,24 @@ static __attribute__((noreturn)) void run_child(const struct plan *p)
 	}
 	STEP(&c, "making / private", NULL);
 	CHECK(&c, mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL));
+	if (!p->network) {
+		STEP(&c, "bringing up the loopback interface", NULL);
+		CHECK(&c, loopback_up());
+	}
 	STEP(&c, "setting the hostname", NULL);
 	CHECK(&c, sethostname("localhost", 9));
 	CHECK(&c, setdomainname("(none)", 6));
 
+	/* One descriptor per bind: raise the soft limit for large closures. */
+	STEP(&c, "raising the open-file limit", NULL);
+	CHECK(&c, getrlimit(RLIMIT_NOFILE, &nofile));
+	if (p->n_mnts + 64 > nofile.rlim_cur) {
+		struct rlimit more = nofile;
+		more.rlim_cur = nofile.rlim_max;
+		if (p->n_mnts + 64 > more.rlim_cur)
+			child_fail(&c, EMFILE);
+		CHECK(&c, setrlimit(RLIMIT_NOFILE, &more));
+	}
 	for (size_t i = 0; i < p->n_mnts; i++) {
 		struct mnt *m = &p->mnts[i];
 		if (m->kind != MNT_BIND)
@@ -918,17 +750,6 @@ static __attribute__((noreturn)) void run_child(const struct plan *p)
 	}
 
 	build_root(&c);
-	/*
-	 * The syscall filter before the wait for the network helper rather than
-	 * just before exec: checking and compiling it is a tenth of a millisecond
-	 * that would otherwise come after the wait.  Without no-new-privileges
-	 * yet, loading it takes CAP_SYS_ADMIN in our user namespace, which we
-	 * hold; it denies only set-ID modes and extended attributes, which no
-	 * step below uses.
-	 */
-	load_filter(&c);
-	if (!p->network)
-		net_join(&c);
 
 	STEP(&c, "setting up stdin, stdout and stderr", NULL);
 	CHECK(&c, setup_stdio(p));

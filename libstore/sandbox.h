@@ -4,11 +4,9 @@
  *
  * A builder is cloned into new user, mount, PID, IPC and UTS namespaces, and
  * a new network namespace unless SANDBOX_NETWORK is set (fixed-output
- * derivations; that one is made once the child is released, by a helper
- * task of the child while the child mounts its root, and entered before
- * /sys is mounted and the builder runs).  The parent maps the IDs (see
- * below) and releases the child, which builds a private root and execs the
- * builder:
+ * derivations; the child unshares that one itself, first thing once
+ * released).  The parent maps the IDs (see below) and releases the child,
+ * which builds a private root and execs the builder:
  *
  *   /                 a private tmpfs, mounted over spec->root_dir in the
  *                     child's own mount namespace: nothing is created on the

@@ -6,7 +6,7 @@
  *   enosys SYSCALL[,SYSCALL...] COMMAND [ARG...]
  *
  * Known names: clone3, open_tree, move_mount, mount_setattr, close_range,
- * openat2, pidfd_send_signal, unshare, setns.  The filter is a hand-written BPF program for
+ * openat2, pidfd_send_signal, unshare.  The filter is a hand-written BPF program for
  * the native ABI (so this helper does not need libseccomp); it is inherited
  * by every child, sandboxes included.
  */
@@ -47,7 +47,6 @@ static const struct {
 	{ "openat2", 437 },
 	{ "pidfd_send_signal", 424 },
 	{ "unshare", SYS_unshare },
-	{ "setns", SYS_setns },
 };
 
 #define MAX_CALLS 16

@@ -1,20 +1,19 @@
 #!/usr/bin/env bash
-# The build's network namespace, made beside the child's mount work by a
-# helper task (see net_helper in libstore/sandbox.c): private, with lo up,
-# owned by the build's user namespace, the helper gone before the builder
-# starts; made by the child itself when the helper cannot be started; clear
-# errors when it cannot be made at all; fixed-output builds keep the host's.
+# The build's network namespace: private, with lo up, one per build, owned
+# by the build's user namespace (a uid-range build configures it), nothing
+# but the builder in the build's PID namespace; a clear error when it cannot
+# be made; fixed-output builds keep the host's.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/sandbox-lib.sh"
 
 require_sandbox
-plan 29
+plan 23
 
 SLOT=106
 ENOSYS="$abs_top_builddir/tests/helpers/enosys"
 HOST_NET=$(readlink /proc/self/ns/net)
 # esb CALLS SLOT [SANDBOX-RUN OPTIONS] -- BUILDER ARGS: sb with the system
-# calls CALLS failing with ENOSYS, in the sandbox child and its helper too.
+# calls CALLS failing with ENOSYS.
 esb() {
 	local calls=$1; shift
 	"$ENOSYS" "$calls" bash -c '. "$0"; TEST_ROOT=$1; shift; sb "$@"' \
@@ -34,7 +33,7 @@ run_ok "an ordinary build" sb $SLOT -- /bin/sh -c "$VIEW"
 NET=$(echo "$OUT" | sed -n 3p)
 like "has a network namespace" "$NET" '^net:\[[0-9]+\]$'
 if [ "$NET" != "$HOST_NET" ]; then ok "which is not the host's"; else not_ok "which is not the host's ($NET)"; fi
-is "the builder alone (no helper left, no zombie); only lo, up; no stray descriptor" \
+is "the builder alone (no other process, no zombie); only lo, up; no stray descriptor" \
 	"$(echo "$OUT" | sed 3d)" "$(printf 'procs 1\nno-pid-2\n1: lo: <LOOPBACK,UP,LOWER_UP>\n0 1 2')"
 run_fails "the host's loopback is out of reach" 1 sb $SLOT -- /bin/probe connect 127.0.0.1 $PORT
 is "its own loopback answers (refused, not unreachable)" "$OUT" "ECONNREFUSED"
@@ -70,28 +69,13 @@ is "cannot configure its network" "$(echo $OUT)" "ip: SIOCSIFMTU: Operation not 
 run_ok "a fixed-output build" sb $SLOT --network -- /bin/sh -c "readlink /proc/self/ns/net; /bin/probe connect 127.0.0.1 $PORT"
 is "is in the host's network namespace and reaches the server" "$(echo $OUT)" "$HOST_NET ok"
 
-# Without the helper (it cannot be cloned under a pids limit of 1), the child
-# makes the namespace itself: the same private network.  The builder cannot
-# fork either: the probe runs alone.
-if [ -n "$(host_v2_cgroup_dir)" ] || grep -q ' - cgroup .*pids' /proc/self/mountinfo; then
-	CG=nib-t0304-$$
-	run_fails "no helper under pids-max 1" 1 sb $SLOT --cgroup $CG --pids-max 1 --stats -- /bin/probe connect 127.0.0.1 $PORT
-	like "its clone was refused, the only one" "$ERR" "pids-max-hits=1( |$)"
-	is "lo is up, the host's server out of reach" "$OUT" "ECONNREFUSED"
-else
-	for _ in 1 2 3; do ok "# SKIP no pids controller"; done
-fi
-
 # Failures are build errors naming the step, never a build on the host's network.
-run_fails "unshare fails (the helper's, then the child's)" 125 esb unshare $SLOT -- /bin/sh -c "echo ran"
+run_fails "unshare fails" 125 esb unshare $SLOT -- /bin/sh -c "echo ran"
 like "the step and errno are named" "$ERR" "sandbox setup failed at 'creating the network namespace': Function not implemented"
-is "the builder never ran" "$OUT" ""
-run_fails "setns fails" 125 esb setns $SLOT -- /bin/sh -c "echo ran"
-like "the step and errno are named" "$ERR" "sandbox setup failed at 'entering the network namespace': Function not implemented"
 is "the builder never ran" "$OUT" ""
 run_fails "uid-range: unshare fails" 125 esb unshare $SLOT --uid-range -- /bin/sh -c "echo ran"
 like "the step and errno are named" "$ERR" "sandbox setup failed at 'creating the network namespace': Function not implemented"
-run_ok "a fixed-output build needs no new network namespace" esb unshare,setns $SLOT --network -- /bin/sh -c 'readlink /proc/self/ns/net'
+run_ok "a fixed-output build needs no new network namespace" esb unshare $SLOT --network -- /bin/sh -c 'readlink /proc/self/ns/net'
 is "and runs in the host's" "$OUT" "$HOST_NET"
 
 done_testing
