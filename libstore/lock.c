@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,8 +13,7 @@
 #include "banned.h"
 
 struct path_lock {
-	char *path; /* the lock file */
-	int fd;
+	int fd; /* its own open of PATH_LOCKS_FILE, holding one byte */
 };
 
 int lock_fd(int fd, enum lock_type type, bool wait, struct nib_error **err)
@@ -65,44 +65,62 @@ int lock_file_open(const char *path, enum lock_type type, bool wait, int *ret_fd
 	return 1;
 }
 
+/*
+ * Byte of PATH_LOCKS_FILE that stands for the name: FNV-1a of the name,
+ * below 2^62.  Store path names start with 32 characters of hash, so
+ * different paths share a byte only by a 2^-62 chance (which would only
+ * make one wait for the other).
+ */
+static off_t name_offset(const char *name)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++) {
+		h ^= *p;
+		h *= 0x100000001b3ULL;
+	}
+	return (off_t)(h >> 2);
+}
+
 int path_lock_acquire(const char *real_path, bool wait, struct path_lock **ret,
 		      struct nib_error **err)
 {
-	cleanup_free char *lp = xasprintf("%s.lock", real_path);
+	const char *slash = strrchr(real_path, '/');
+	const char *name = slash != NULL ? slash + 1 : real_path;
+	cleanup_free char *lp = slash != NULL ? xasprintf("%.*s/" PATH_LOCKS_FILE,
+							  (int)(slash - real_path), real_path)
+					      : xstrdup(PATH_LOCKS_FILE);
+	cleanup_close int fd = -1;
+	struct flock fl = {
+		.l_type = F_WRLCK,
+		.l_whence = SEEK_SET,
+		.l_start = name_offset(name),
+		.l_len = 1,
+		.l_pid = 0, /* required by F_OFD_* */
+	};
 
-	/*
-	 * The previous holder deletes the file before unlocking.  If we opened
-	 * the old inode and then got its lock, nobody else can see that inode
-	 * any more, so the lock protects nothing: start again with a new file.
-	 */
-	for (int attempt = 0; attempt < 1000; attempt++) {
-		cleanup_close int fd = -1;
-		struct stat st;
-		int r = lock_file_open(lp, LOCK_EXCLUSIVE, wait, &fd, err);
-
-		if (r <= 0)
-			return r;
-		if (fstat(fd, &st) < 0)
-			return nib_error_errno(err, "cannot stat lock file '%s'", lp);
-		if (st.st_nlink == 0)
+	fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+	if (fd < 0)
+		return nib_error_errno(err, "cannot open lock file '%s'", lp);
+	for (;;) {
+		if (fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl) == 0)
+			break;
+		if (errno == EINTR)
 			continue;
-		*ret = xmalloc(sizeof(**ret));
-		(*ret)->path = TAKE_PTR(lp);
-		(*ret)->fd = TAKE_FD(fd);
-		return 1;
+		if (!wait && (errno == EAGAIN || errno == EACCES))
+			return 0;
+		return nib_error_errno(err, "cannot lock '%s' (in '%s')", real_path, lp);
 	}
-	return nib_error_set(err, NIB_E_BUSY, 0, "cannot lock '%s': lock file keeps disappearing",
-			     real_path);
+	*ret = xmalloc(sizeof(**ret));
+	(*ret)->fd = TAKE_FD(fd);
+	return 1;
 }
 
 void path_lock_release(struct path_lock *l)
 {
 	if (l == NULL)
 		return;
-	/* Unlink while still holding the lock: see path_lock_acquire. */
-	(void)unlink(l->path);
-	close(l->fd);
-	free(l->path);
+	close(l->fd); /* the lock belongs to this open file description alone */
 	free(l);
 }
 

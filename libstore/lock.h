@@ -37,11 +37,17 @@ int lock_file_open(const char *path, enum lock_type type, bool wait, int *ret_fd
 		   struct nib_error **err);
 
 /*
- * A lock on one store path: the file "<real path>.lock" next to it, held
- * exclusively.  Acquiring deals with a holder that deleted the file while we
- * waited (we then hold a lock on an orphaned inode and retry).  Releasing
- * deletes the file before unlocking, so lock files do not pile up.
+ * A lock on one store path: an exclusive OFD lock on one byte (picked by a
+ * hash of the path's name) of the file PATH_LOCKS_FILE in the path's
+ * directory, through an open of its own, so that two locks of one process
+ * conflict as two processes' do.  The file stays (empty); nothing is made
+ * or deleted per path.  (Nix, and nib before, used a file "<path>.lock"
+ * per path, made and deleted every time: on ext4 without a journal each
+ * new inode then skips every recently deleted one, which was a fifth of
+ * the CPU time of many builds in a row.  The collector still removes such
+ * files left behind: path_lock_remove_stale.)
  */
+#define PATH_LOCKS_FILE ".nib-path-locks"
 struct path_lock;
 
 /*
@@ -52,7 +58,7 @@ struct path_lock;
 int path_lock_acquire(const char *real_path, bool wait, struct path_lock **ret,
 		      struct nib_error **err);
 
-/* Delete the lock file and drop the lock; NULL is fine. */
+/* Drop the lock; NULL is fine. */
 void path_lock_release(struct path_lock *l);
 
 static inline void path_lock_releasep(struct path_lock **l)
@@ -62,7 +68,8 @@ static inline void path_lock_releasep(struct path_lock **l)
 #define cleanup_path_lock __attribute__((cleanup(path_lock_releasep)))
 
 /*
- * Try to remove a stale lock file (one nobody holds): lock it without
+ * Try to remove a stale "<path>.lock" file (one nobody holds, left by
+ * Nix or an older nib): lock it without
  * waiting and delete it while holding the lock.  Returns 1 when removed,
  * 0 when it is held (left alone), -1 on error.  Used by the collector.
  */

@@ -597,9 +597,11 @@ static void test_locks(void)
 {
 	cleanup_error struct nib_error *e = NULL;
 	cleanup_free char *lp = xasprintf("%s/l", dir);
-	cleanup_free char *target = xasprintf("%s/p", dir);
+	cleanup_free char *target = xasprintf("%s/p", dir), *other = xasprintf("%s/q", dir);
+	cleanup_free char *target_lock = xasprintf("%s/p.lock", dir);
+	cleanup_free char *shared = xasprintf("%s/" PATH_LOCKS_FILE, dir);
 	cleanup_close int a = -1, b = -1;
-	struct path_lock *pl = NULL, *pl2 = NULL;
+	struct path_lock *pl = NULL, *pl2 = NULL, *pl3 = NULL;
 
 	/* OFD locks: two opens in one process conflict. */
 	CU_ASSERT_EQUAL(lock_file_open(lp, LOCK_SHARED, false, &a, &e), 1);
@@ -611,10 +613,43 @@ static void test_locks(void)
 	CU_ASSERT_EQUAL(path_lock_acquire(target, false, &pl, &e), 1);
 	CU_ASSERT_EQUAL(path_lock_acquire(target, false, &pl2, &e), 0);
 	CU_ASSERT_PTR_NULL(pl2);
+	/* Another path of the same directory is independent. */
+	CU_ASSERT_EQUAL(path_lock_acquire(other, false, &pl3, &e), 1);
+	path_lock_release(pl3);
 	path_lock_release(pl);
-	CU_ASSERT_EQUAL(access(target, F_OK), -1); /* the lock file went away */
 	CU_ASSERT_EQUAL(path_lock_acquire(target, false, &pl2, &e), 1);
-	path_lock_release(pl2);
+	/* Nothing is made per path: one file for the directory, which stays. */
+	CU_ASSERT_EQUAL(access(target, F_OK), -1);
+	CU_ASSERT_EQUAL(access(target_lock, F_OK), -1);
+	CU_ASSERT_EQUAL(access(shared, F_OK), 0);
+	/* Another process sees the lock, and gets it once it is released. */
+	{
+		int fds[2], status = -1;
+		char byte = 0;
+		pid_t pid;
+
+		CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
+		pid = fork();
+		if (pid == 0) {
+			struct path_lock *c = NULL;
+			int held;
+
+			/* Not the parent's lock (its open, inherited, would hold it for us too). */
+			for (int fd = 3; fd < 1024; fd++)
+				if (fd != fds[1])
+					close(fd);
+			held = path_lock_acquire(target, false, &c, NULL) == 0;
+			(void)!write(fds[1], held ? "h" : "x", 1);
+			_exit(path_lock_acquire(target, true, &c, NULL) == 1 && held ? 0 : 1);
+		}
+		CU_ASSERT_EQUAL(read(fds[0], &byte, 1), 1);
+		CU_ASSERT_EQUAL(byte, 'h');
+		path_lock_release(TAKE_PTR(pl2));
+		CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+		CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		close(fds[0]);
+		close(fds[1]);
+	}
 	CU_ASSERT_PTR_NULL(e);
 }
 
