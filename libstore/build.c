@@ -131,19 +131,14 @@ static void *prep_main(void *arg)
 
 static void prep_start(const struct settings *s)
 {
-	sigset_t all, old;
-
 	if (prep.running)
 		return;
 	prep.want_bpf = s->filter_syscalls && process_bpf == NULL;
 	prep.want_cgroot = s->use_cgroups && process_cgroot == NULL;
 	if (!prep.want_bpf && !prep.want_cgroot)
 		return;
-	/* No signal for the thread; without one, prep_join does the work itself. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	prep.running = pthread_create(&prep.thread, NULL, prep_main, NULL) == 0;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	/* Without a thread, prep_join does the work itself. */
+	prep.running = thread_start(&prep.thread, prep_main, NULL);
 }
 
 /* The syscall filter and the cgroup hierarchy the settings ask for, made at the latest now. */

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1038,7 +1037,6 @@ struct local_sync *local_store_sync_start(struct store *store, char *const *real
 					  bool sync_parent)
 {
 	struct local_sync *s = xcalloc(1, sizeof(*s));
-	sigset_t all, old;
 
 	s->store = store;
 	s->reals = xcalloc(n + 1, sizeof(char *));
@@ -1050,14 +1048,10 @@ struct local_sync *local_store_sync_start(struct store *store, char *const *real
 		return s;
 	/*
 	 * The thread only opens, reads directories and fsyncs: it shares
-	 * nothing with the caller but the paths and the result, and takes no
-	 * signal (all blocked while it is created, so it inherits that).
-	 * Without a thread the same syncs run here and now.
+	 * nothing with the caller but the paths and the result.  Without a
+	 * thread the same syncs run here and now.
 	 */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	s->threaded = pthread_create(&s->thread, NULL, sync_main, s) == 0;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	s->threaded = thread_start(&s->thread, sync_main, s);
 	if (!s->threaded)
 		sync_main(s);
 	return s;
@@ -1119,7 +1113,6 @@ void local_store_checkpoint_background(struct store *store)
 {
 	struct local_store *ls = LOCAL(store);
 	struct local_checkpoint *k;
-	sigset_t all, old;
 
 	checkpoint_join(ls, false);
 	if (ls->checkpoint != NULL || ls->readonly ||
@@ -1127,11 +1120,8 @@ void local_store_checkpoint_background(struct store *store)
 		return;
 	k = xcalloc(1, sizeof(*k));
 	k->path = path_join(ls->db_dir, "db.sqlite");
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	if (pthread_create(&k->thread, NULL, checkpoint_main, k) == 0)
+	if (thread_start(&k->thread, checkpoint_main, k))
 		ls->checkpoint = TAKE_PTR(k);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (k != NULL) {
 		/* No thread: the commits' own checkpoints (WAL_CHECKPOINT_PAGES) remain. */
 		free(k->path);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -436,6 +437,18 @@ int rm_rf_at(int dirfd, const char *path, struct nib_error **err)
 	if (unlinkat(dirfd, path, AT_REMOVEDIR) < 0 && errno != ENOENT)
 		return nib_error_errno(err, "cannot remove directory '%s'", path);
 	return 0;
+}
+
+bool thread_start(pthread_t *ret, void *(*fn)(void *), void *arg)
+{
+	sigset_t all, old;
+	bool ok;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	ok = pthread_create(ret, NULL, fn, arg) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return ok;
 }
 
 int rm_rf_contents(const char *dir, struct nib_error **err)

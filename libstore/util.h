@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <pthread.h>
 #include <sys/types.h>
 
 #include "error.h"
@@ -113,6 +114,15 @@ int mkdir_p(const char *path, mode_t mode, struct nib_error **err);
  * read-only directories writable as needed.  ENOENT on the top is success.
  */
 int rm_rf_at(int dirfd, const char *path, struct nib_error **err);
+
+/*
+ * Start a thread that takes no signal (all are blocked while it is made, so
+ * it inherits that: handlers and waits for signals stay with the caller's
+ * threads).  false when no thread could be made; the caller then does the
+ * work itself.  The background workers of the store and the builder
+ * (syncs, checkpoints, the syscall filter) share nothing else with it.
+ */
+bool thread_start(pthread_t *ret, void *(*fn)(void *), void *arg);
 
 /* Remove everything in the directory dir (not following symlinks), keeping it; ENOENT is success. */
 int rm_rf_contents(const char *dir, struct nib_error **err);

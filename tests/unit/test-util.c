@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -307,6 +308,60 @@ static void test_opendir_helpers(void)
 	CU_ASSERT_EQUAL(errno, EBADF);
 }
 
+/* rm_rf_contents empties a directory, keeps it, never follows a link out of it. */
+static void test_rm_rf_contents(void)
+{
+	cleanup_free char *top = path_join(tmp, "keep");
+	cleanup_free char *file = path_join(tmp, "keep/sub/file");
+	cleanup_free char *sub = path_join(tmp, "keep/sub");
+	cleanup_free char *outside = path_join(tmp, "outside-kept");
+	cleanup_free char *link = path_join(tmp, "keep/link");
+	cleanup_free char *missing = path_join(tmp, "missing");
+	cleanup_error struct nib_error *e = NULL;
+	struct stat st;
+
+	CU_ASSERT_EQUAL(mkdir_p(sub, 0755, &e), 0);
+	CU_ASSERT_EQUAL(test_write_file(file, "x"), 0);
+	CU_ASSERT_EQUAL(mkdir_p(outside, 0755, &e), 0);
+	CU_ASSERT_EQUAL(symlink(outside, link), 0);
+	CU_ASSERT_EQUAL(rm_rf_contents(top, &e), 0);
+	CU_ASSERT_EQUAL(lstat(top, &st), 0);
+	CU_ASSERT(S_ISDIR(st.st_mode));
+	CU_ASSERT_EQUAL(lstat(sub, &st), -1);
+	CU_ASSERT_EQUAL(lstat(link, &st), -1);
+	CU_ASSERT_EQUAL(stat(outside, &st), 0);
+	CU_ASSERT_EQUAL(rm_rf_contents(missing, &e), 0);
+	/* A link in the directory's place is not followed. */
+	CU_ASSERT_EQUAL(symlink(outside, missing), 0);
+	CU_ASSERT_EQUAL(rm_rf_contents(missing, &e), -1);
+	CU_ASSERT(e && e->sys_errno == ENOTDIR);
+	CU_ASSERT_EQUAL(stat(outside, &st), 0);
+}
+
+static void *record_mask(void *arg)
+{
+	pthread_sigmask(SIG_SETMASK, NULL, arg);
+	return NULL;
+}
+
+/* thread_start: the thread takes no signal, the caller's mask is as it was. */
+static void test_thread_start(void)
+{
+	sigset_t in_thread, before, after;
+	pthread_t t;
+
+	sigemptyset(&in_thread);
+	pthread_sigmask(SIG_SETMASK, NULL, &before);
+	CU_ASSERT_FATAL(thread_start(&t, record_mask, &in_thread));
+	CU_ASSERT_EQUAL(pthread_join(t, NULL), 0);
+	CU_ASSERT(sigismember(&in_thread, SIGINT) == 1);
+	CU_ASSERT(sigismember(&in_thread, SIGTERM) == 1);
+	CU_ASSERT(sigismember(&in_thread, SIGCHLD) == 1);
+	pthread_sigmask(SIG_SETMASK, NULL, &after);
+	CU_ASSERT_EQUAL(sigismember(&after, SIGINT), sigismember(&before, SIGINT));
+	CU_ASSERT_EQUAL(sigismember(&after, SIGTERM), sigismember(&before, SIGTERM));
+}
+
 static CU_TestInfo tests[] = {
 	{ "parse numbers", test_parse_numbers },
 	{ "parse sizes", test_parse_size },
@@ -321,6 +376,8 @@ static CU_TestInfo tests[] = {
 	{ "format_bytes", test_format_bytes },
 	{ "fd_dup_cloexec", test_fd_dup_cloexec },
 	{ "opendir_at and opendir_dup", test_opendir_helpers },
+	{ "rm_rf_contents", test_rm_rf_contents },
+	{ "thread_start", test_thread_start },
 	CU_TEST_INFO_NULL,
 };
 
