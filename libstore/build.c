@@ -2441,19 +2441,6 @@ static int ensure_dir(const char *path, mode_t mode, bool exact, struct nib_erro
  * sandbox_spawn with its own error: the remembered verdict never lets a
  * build run unsandboxed.
  */
-/*
- * Drop the supplementary groups of this thread, the one that clones the
- * builders, which must not inherit root's groups.  glibc's setgroups()
- * changes every thread of the process, signalling each and waiting for it
- * to comply: with the store's background sync running (local_store_sync_start),
- * a wait for its fsync.  That thread only syncs files and ends; nothing is
- * ever cloned from it.
- */
-static int drop_groups_of_this_thread(void)
-{
-	return (int)syscall(SYS_setgroups, 0, NULL);
-}
-
 static int check_sandbox(struct build_ctx *c, struct nib_error **err)
 {
 	cleanup_free char *marker = xasprintf("%s/.sandbox-checked", c->build_dir);
@@ -2465,7 +2452,7 @@ static int check_sandbox(struct build_ctx *c, struct nib_error **err)
 	if (read_file_at(AT_FDCWD, "/proc/sys/kernel/random/boot_id", 64, &boot, NULL, &e) == 0 &&
 	    read_file_at(AT_FDCWD, marker, 64, &seen, NULL, &e) == 0 && STREQ(boot, seen) &&
 	    read_file_at(AT_FDCWD, "/proc/sys/user/max_user_namespaces", 64, &max, NULL, &e) == 0 &&
-	    !STARTS_WITH(max, "0\n") && (geteuid() != 0 || drop_groups_of_this_thread() == 0)) {
+	    !STARTS_WITH(max, "0\n") && sandbox_drop_groups(NULL) == 0) {
 		sandbox_checked = 1;
 		return 0;
 	}

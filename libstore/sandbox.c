@@ -235,6 +235,8 @@ static int sys_close_range(unsigned first, unsigned last, unsigned flags)
  * threads (the store's background sync, local_store_sync_start) to change
  * their IDs too, and wait forever for threads this process does not have.
  * A child has one thread: the bare system calls are exactly right.
+ * (sandbox_drop_groups uses the bare setgroups in the parent, for the
+ * thread that clones the builders: see sandbox.h.)
  */
 static int sys_setgroups(size_t n, const gid_t *groups)
 {
@@ -1677,6 +1679,13 @@ enum probe_step {
 	PROBE_PROC
 };
 
+int sandbox_drop_groups(struct nib_error **err)
+{
+	if (geteuid() == 0 && sys_setgroups(0, NULL) < 0)
+		return nib_error_errno(err, "cannot drop supplementary groups");
+	return 0;
+}
+
 int sandbox_check_available(struct nib_error **err)
 {
 	cleanup_free char *max = NULL;
@@ -1688,8 +1697,8 @@ int sandbox_check_available(struct nib_error **err)
 	pid_t pid;
 	ssize_t n;
 
-	if (geteuid() == 0 && setgroups(0, NULL) < 0)
-		return nib_error_errno(err, "cannot drop supplementary groups");
+	if (sandbox_drop_groups(err) < 0)
+		return -1;
 	if (access("/proc/self/ns/user", F_OK) < 0)
 		return nib_error_set(err, NIB_E_UNSUPPORTED, 0,
 				     "cannot build in a sandbox: the kernel has no user "

@@ -205,6 +205,17 @@ void sandbox_spec_init(struct sandbox_spec *spec);
 int sandbox_check_available(struct nib_error **err);
 
 /*
+ * When the caller is root, drop the supplementary groups of the calling
+ * thread, the one that will clone the builders (sandbox_check_available
+ * does this first).  This thread only: glibc's setgroups() signals every
+ * other thread of the process and waits until each has complied - with
+ * the store's background sync running (local_store_sync_start), a wait
+ * for its fsync.  Those threads only sync, checkpoint or build the
+ * filter; no builder is ever cloned from them.
+ */
+int sandbox_drop_groups(struct nib_error **err);
+
+/*
  * Parse one sandbox-paths entry: "PATH", "TARGET=SOURCE", either with a
  * trailing '?' (optional).  *ret_target and *ret_source are new strings
  * owned by the caller; *ret_flags gets SANDBOX_BIND_OPTIONAL or 0.

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -259,6 +260,28 @@ static void with_second_thread(void (*fn)(void))
 	close(fds[1]);
 	CU_ASSERT_EQUAL(pthread_join(t, NULL), 0);
 	close(fds[0]);
+}
+
+/* The groups of the calling thread go; the other threads' are none of its business. */
+static void test_drop_groups(void)
+{
+	cleanup_error struct nib_error *e = NULL;
+	gid_t g = 12345;
+
+	if (geteuid() != 0) {
+		CU_ASSERT_EQUAL(sandbox_drop_groups(&e), 0); /* nothing to do */
+		return;
+	}
+	CU_ASSERT_EQUAL_FATAL(syscall(SYS_setgroups, 1, &g), 0);
+	CU_ASSERT_EQUAL(getgroups(0, NULL), 1);
+	CU_ASSERT_EQUAL(sandbox_drop_groups(&e), 0);
+	CU_ASSERT_EQUAL(getgroups(0, NULL), 0);
+	CU_ASSERT_PTR_NULL(e);
+}
+
+static void test_drop_groups_threaded(void)
+{
+	with_second_thread(test_drop_groups);
 }
 
 static void test_run_threaded(void)
@@ -592,6 +615,7 @@ static CU_TestInfo plain_live_tests[] = {
 static CU_TestInfo spec_tests[] = {
 	{ "sandbox-paths entries", test_parse_path },
 	{ "invalid specs fail before anything runs", test_invalid_specs },
+	{ "supplementary groups dropped, with a second thread", test_drop_groups_threaded },
 	CU_TEST_INFO_NULL,
 };
 
