@@ -1645,6 +1645,16 @@ not_flat:
  * and register them in one transaction.  On failure *ret_status says how the
  * build failed and nothing is registered.
  */
+/* Outputs moved into place but not registered: invalid and locked by us, nobody else saw them. */
+static void remove_outputs(char *const *dsts, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		cleanup_error struct nib_error *e = NULL;
+		if (rm_rf_at(AT_FDCWD, dsts[i], &e) < 0)
+			log_debug("cannot remove '%s': %s", dsts[i], e->msg);
+	}
+}
+
 /*
  * Check, canonicalise, hash and scan the outputs and move them into place;
  * their sync starts in the background and job_commit_outputs registers
@@ -1809,14 +1819,8 @@ static int job_move_outputs(struct job *j, enum build_status *ret_status, struct
 	j->n_out = n_out;
 	r = 0;
 out:
-	if (r < 0) {
-		cleanup_error struct nib_error *e = NULL;
-		for (size_t i = 0; i < moved; i++)
-			if (rm_rf_at(AT_FDCWD, dsts[i], &e) < 0) {
-				log_debug("cannot remove '%s': %s", dsts[i], e->msg);
-				nib_error_clear(&e);
-			}
-	}
+	if (r < 0)
+		remove_outputs(dsts, moved);
 	for (size_t i = 0; i < n_cand + n_out; i++)
 		free(parts[i]);
 	for (size_t i = 0; infos != NULL && i < n_out; i++) {
@@ -1836,14 +1840,8 @@ static int job_commit_outputs(struct job *j, struct nib_error **err)
 
 	if (r == 0)
 		r = local_store_register_build(j->c->store, j->out_infos, j->n_out, &j->rec, err);
-	if (r < 0) {
-		/* Invalid and still locked by us: nobody else may see them. */
-		for (size_t i = 0; i < j->n_out; i++) {
-			cleanup_error struct nib_error *e = NULL;
-			if (rm_rf_at(AT_FDCWD, j->out_dsts[i], &e) < 0)
-				log_debug("cannot remove '%s': %s", j->out_dsts[i], e->msg);
-		}
-	}
+	if (r < 0)
+		remove_outputs(j->out_dsts, j->n_out);
 	job_drop_pending_outputs(j);
 	return r;
 }
