@@ -926,6 +926,27 @@ static void test_batch_async(void)
 	CU_ASSERT_EQUAL(store_is_valid(other, q, &e), 1);
 	CU_ASSERT_EQUAL(store_is_valid(other, w, &e), 1);
 
+	/* A failed sync: the settle says so, rolls back and removes what the batch moved. */
+	{
+		cleanup_free char *a = NULL, *b = NULL, *ra = NULL, *rb = NULL;
+		struct stat st2;
+
+		CU_ASSERT_EQUAL(local_store_batch_begin(s, &e), 0);
+		CU_ASSERT_EQUAL(store_add_text(s, "sync-a", "a", 1, NULL, &a, &e), 0);
+		CU_ASSERT_EQUAL(store_add_text(s, "sync-b", "b", 1, NULL, &b, &e), 0);
+		ra = a ? real_of(a) : xstrdup("/nonexistent");
+		rb = b ? real_of(b) : xstrdup("/nonexistent");
+		CU_ASSERT_EQUAL(unlink(rb), 0); /* gone before it could be synced */
+		CU_ASSERT_EQUAL(local_store_batch_end_async(s, &e), 0);
+		CU_ASSERT_EQUAL(local_store_settle(s, &e), -1);
+		CU_ASSERT(e && e->sys_errno == ENOENT);
+		nib_error_clear(&e);
+		CU_ASSERT_EQUAL(store_is_valid(s, a, &e), 0);
+		CU_ASSERT_EQUAL(store_is_valid(other, a, &e), 0);
+		CU_ASSERT_EQUAL(lstat(ra, &st2), -1);
+		CU_ASSERT_EQUAL(local_store_settle(s, &e), 0); /* nothing pending any more */
+	}
+
 	/* Closing settles too: what the caller was told is added stays. */
 	free(TAKE_PTR(q));
 	CU_ASSERT_EQUAL(local_store_batch_begin(s, &e), 0);
