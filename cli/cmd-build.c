@@ -302,6 +302,9 @@ int cmd_build(struct cli_ctx *ctx, int argc, char **argv)
 	if (optind >= argc)
 		return cli_usage_error("build", "nothing to build");
 
+	/* The filter and the cgroup hierarchy are made while the store opens. */
+	if (!cli_use_daemon(ctx))
+		build_prepare(ctx->settings);
 	r = cli_open_store(ctx, false, &store);
 	if (r != EXIT_OK)
 		return r;

@@ -103,7 +103,8 @@ static struct cgroup_root *process_cgroot;
 
 /*
  * Both are made by a thread of their own (prep_start) while the build is
- * planned and its first slot taken, a quarter of a millisecond that a
+ * planned and its first slot taken, or earlier (build_prepare: `nib build`
+ * starts it before it opens the store), a quarter of a millisecond that a
  * one-build `nib build` would otherwise wait for; prep_join collects them
  * before anything uses them.  The thread shares nothing with the rest:
  * libseccomp and the cgroup discovery run in it alone.
@@ -139,6 +140,11 @@ static void prep_start(const struct settings *s)
 		return;
 	/* Without a thread, prep_join does the work itself. */
 	prep.running = thread_start(&prep.thread, prep_main, NULL);
+}
+
+void build_prepare(const struct settings *settings)
+{
+	prep_start(settings);
 }
 
 /* The syscall filter and the cgroup hierarchy the settings ask for, made at the latest now. */

@@ -169,6 +169,16 @@ struct build_options {
 void build_options_init(struct build_options *o);
 
 /*
+ * Start making, in a thread of its own, what builds with these settings
+ * will need and that depends on nothing else: the system call filter and
+ * the cgroup hierarchy (a few hundred microseconds).  A caller about to
+ * open the store and read its arguments calls it first, so that it is
+ * ready by the time the first build starts; the builds collect it (or make
+ * it themselves when it was not started).  Harmless when nothing is built.
+ */
+void build_prepare(const struct settings *settings);
+
+/*
  * Build the n derivations drv_paths (valid .drv paths of store, which must
  * be a local store).  callbacks may be NULL, and so may each member.
  * Returns 0 when every output of every requested derivation is valid.  On
