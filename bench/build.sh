@@ -9,7 +9,11 @@
 #   single   median wall time of `nib build x.json` for one trivial derivation
 #            (`echo x > $out`, a new nonce each time): parse, add the .drv,
 #            sandbox, run, register, clean up, including process start; and
-#            of `nib build /nib/store/…drv` with the .drv added beforehand;
+#            of `nib build /nib/store/…drv` with the .drv added beforehand.
+#            Each command is started by bench/timed (posix_spawn) between
+#            two clock readings, Nix's too; the row below it shows what
+#            starting /bin/true that way costs (bash's own fork, which the
+#            shell's clock around a command would add, costs ~1 ms more);
 #   wide     200 independent trivial derivations in one `nib build -j 2`,
 #            time per build;
 #   chain    a chain of 50 derivations (each reads its input), time per build.
@@ -36,7 +40,8 @@ set -euo pipefail
 builddir=${1:-_build}
 iters=${2:-30}
 nib=$(cd "$builddir" && pwd)/nib
-[ -x "$nib" ] || { echo "no nib binary in $builddir (build first)" >&2; exit 1; }
+timed=$(cd "$builddir" && pwd)/bench/timed
+[ -x "$nib" ] && [ -x "$timed" ] || { echo "no nib or bench/timed in $builddir (build first)" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 [ -x /bin/busybox ] || { echo "needs /bin/busybox (busybox-static)" >&2; exit 1; }
 
@@ -55,6 +60,10 @@ system=$("$nib" show-config system)
 
 # $EPOCHREALTIME (bash 5): no process is started to read the clock.
 now_ns() { local t=${EPOCHREALTIME/./}; echo "${t}000"; }
+# Single commands are timed by bench/timed (posix_spawn, see timed.c), not
+# by the shell's clock around them: bash's own fork costs about a
+# millisecond here.  run_timed FILE CMD...: appends the time in ns to FILE.
+run_timed() { "$timed" "$@"; }
 ms() { awk -v ns="$1" -v n="${2:-1}" 'BEGIN { printf "%.2f", ns / n / 1e6 }'; }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
@@ -64,29 +73,32 @@ trivial() { # FILE NAME NONCE
 }
 
 nib_single() { # extra options...
-	local i t0 t1 f
+	local i f times="$scratch/t-single-$RANDOM"
 	for i in $(seq "$iters"); do
 		f="$scratch/d/s-$RANDOM-$i.json"
 		trivial "$f" single "$(now_ns)-$i"
-		t0=$(now_ns)
-		"$nib" "$@" build "$f" >/dev/null
-		t1=$(now_ns)
-		echo $((t1 - t0))
-	done | median
+		run_timed "$times" "$nib" "$@" build "$f" >/dev/null
+	done
+	median <"$times"
 }
 
 # Like Nix's figure: the .drv is in the store already (nib derivation add, not timed).
 nib_single_drv() {
-	local i t0 t1 f drv
+	local i f drv times="$scratch/t-single-drv"
 	for i in $(seq "$iters"); do
 		f="$scratch/d/sd-$RANDOM-$i.json"
 		trivial "$f" single-drv "$(now_ns)-$i"
 		drv=$("$nib" derivation add "$f")
-		t0=$(now_ns)
-		"$nib" build "$drv" >/dev/null
-		t1=$(now_ns)
-		echo $((t1 - t0))
-	done | median
+		run_timed "$times" "$nib" build "$drv" >/dev/null
+	done
+	median <"$times"
+}
+
+# The floor of the method: starting and waiting for /bin/true the same way.
+true_single() {
+	local i times="$scratch/t-true"
+	for i in $(seq "$iters"); do run_timed "$times" /bin/true; done
+	median <"$times"
 }
 
 nib_wide() { # extra options...
@@ -122,6 +134,7 @@ trivial "$scratch/d/warm.json" warm "$(now_ns)"
 "$nib" build "$scratch/d/warm.json" >/dev/null
 
 echo "nib build benchmark ($(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg))"
+n_true=$(true_single)
 n_single=$(nib_single)
 n_single_nofsync=$(nib_single --option fsync-metadata false)
 n_single_drv=""
@@ -163,13 +176,11 @@ in
 NIX
 	inst() { nix-instantiate --store "$store" "$scratch/bench.nix" --argstr nonce "$1" --argstr kind "$2" 2>/dev/null; }
 	inst warm single | xargs nix-store --store "$store" -r >/dev/null 2>&1
-	x_single=$(for i in $(seq "$iters"); do
+	for i in $(seq "$iters"); do
 		drv=$(inst "$(now_ns)-$i" single)
-		t0=$(now_ns)
-		nix-store --store "$store" -r "$drv" >/dev/null 2>&1
-		t1=$(now_ns)
-		echo $((t1 - t0))
-	done | median)
+		run_timed "$scratch/t-nix-single" nix-store --store "$store" -r "$drv" >/dev/null 2>&1
+	done
+	x_single=$(median <"$scratch/t-nix-single")
 	drvs=$(inst "$(now_ns)" wide)
 	t0=$(now_ns)
 	# shellcheck disable=SC2086
@@ -189,6 +200,7 @@ row() { # LABEL NIB NIX GOAL
 }
 printf '\n%-44s %13s %12s\n' "" "nib" "Nix 2.8"
 row "one trivial build, median of $iters" "$(ms "$n_single")" "$( [ -n "$x_single" ] && ms "$x_single")" "(goal <= 10 ms)"
+row "  (starting /bin/true the same way)" "$(ms "$n_true")" "" ""
 row "  the same with fsync-metadata = false" "$(ms "$n_single_nofsync")" "" ""
 [ -n "$n_single_drv" ] && row "  the .drv added beforehand (as for Nix)" "$(ms "$n_single_drv")" "" ""
 row "200 independent builds, -j 2, per build" "$(ms "$n_wide" 200)" "$( [ -n "$x_wide" ] && ms "$x_wide" 200)" "(goal <= 5 ms)"

@@ -36,3 +36,7 @@ noinst_PROGRAMS += %reldir%/daemon-bench
 %canon_reldir%_daemon_bench_CPPFLAGS = $(AM_CPPFLAGS) $(NIB_DEPCFLAGS)
 %canon_reldir%_daemon_bench_LDADD = $(NIB_LIBS)
 EXTRA_DIST += %reldir%/daemon.sh
+
+# timed: how the scripts time one command (posix_spawn, not the shell's fork).
+noinst_PROGRAMS += %reldir%/timed
+%canon_reldir%_timed_SOURCES = %reldir%/timed.c
