@@ -41,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "build.h"
 #include "cleanup.h"
 #include "local-store.h"
 #include "log.h"
@@ -843,6 +844,16 @@ int main(int argc, char **argv)
 	}
 	parent_store = keep_store;
 	peer_nss_prepare();
+	/*
+	 * The syscall filter and the cgroup hierarchy, made once here: every
+	 * connection process that builds inherits them rather than spending
+	 * a few hundred microseconds of its own on them.  When they cannot be
+	 * made, the builds that need them say why.
+	 */
+	if (build_prepare_now(settings, &err) < 0) {
+		log_debug("not prepared for builds now: %s", err->msg);
+		nib_error_clear(&err);
+	}
 	bind_libc_realloc();
 	started_at = (int64_t)(now_realtime_usec() / 1000000);
 	{

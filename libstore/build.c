@@ -147,6 +147,13 @@ void build_prepare(const struct settings *settings)
 	prep_start(settings);
 }
 
+static int prep_join(const struct settings *s, struct nib_error **err);
+
+int build_prepare_now(const struct settings *settings, struct nib_error **err)
+{
+	return prep_join(settings, err);
+}
+
 /* The syscall filter and the cgroup hierarchy the settings ask for, made at the latest now. */
 static int prep_join(const struct settings *s, struct nib_error **err)
 {

@@ -179,6 +179,13 @@ void build_options_init(struct build_options *o);
 void build_prepare(const struct settings *settings);
 
 /*
+ * The same, made now: for a process that forks the processes that build
+ * (the daemon, before its connection processes), so that they inherit it
+ * instead of each making its own.  Fails when the filter cannot be made.
+ */
+int build_prepare_now(const struct settings *settings, struct nib_error **err);
+
+/*
  * Build the n derivations drv_paths (valid .drv paths of store, which must
  * be a local store).  callbacks may be NULL, and so may each member.
  * Returns 0 when every output of every requested derivation is valid.  On
