@@ -3,11 +3,14 @@
 # The store is /nib/store physically under $TEST_ROOT/root (store-root), so
 # store paths are the default ones while nothing outside TEST_ROOT is
 # touched.  build_setup gives each test run its own range of 4 UID slots,
-# picked at random among 700 blocks above 2^31 (clear of the default pool,
-# the sandbox and UID-pool tests): UID ranges and the build cgroups named
-# after them are host-wide, and concurrent test files (or two checkouts
-# testing on one machine) must not share them.  /bin/sh in the sandbox is
-# Debian's busybox-static.
+# one of 700 blocks above 2^31 (clear of the default pool, the sandbox and
+# UID-pool tests): UID ranges and the build cgroups named after them are
+# host-wide, and concurrent test files (or two checkouts testing on one
+# machine) must not share them.  A random pick alone did not ensure that
+# (with three suites of `make -j2 check` in CI, two of some 90 concurrent
+# pairs sharing a block is not rare, and then each daemon's reclaim kills
+# the other's builders), so the block is also locked (id_range_lock).
+# /bin/sh in the sandbox is Debian's busybox-static.
 
 : "${abs_top_builddir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 : "${abs_top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
@@ -17,12 +20,34 @@ BUSYBOX=/bin/busybox
 EXAMPLES="$abs_top_srcdir/examples"
 IDS_PER_SLOT=262144
 
-# id_range_conf N: pick this run's 4 UID slots (sets FIRST_ID) and print
+# id_range_lock N: take one of the 700 blocks of 4 UID slots for this test
+# run and set FIRST_ID to its first ID.  The block is locked host-wide
+# (flock on a file under /tmp/nib-test-id-blocks, held by a descriptor of
+# this shell, and so by its children, until they all exit): starting at a
+# random block, the first one no other test run holds.
+ID_BLOCK_DIR=/tmp/nib-test-id-blocks
+id_range_lock() {
+	local start=$(((RANDOM + $1 * 97) % 700)) k b
+	mkdir -p "$ID_BLOCK_DIR"
+	for k in $(seq 0 699); do
+		b=$(((start + k) % 700))
+		exec {ID_BLOCK_FD}>>"$ID_BLOCK_DIR/$b"
+		if flock -n "$ID_BLOCK_FD"; then
+			FIRST_ID=$((2147483648 + b * 4 * IDS_PER_SLOT))
+			return 0
+		fi
+		exec {ID_BLOCK_FD}>&-
+	done
+	echo "no free block of UID slots under $ID_BLOCK_DIR" >&2
+	exit 1
+}
+
+# id_range_conf N: pick this run's 4 UID slots (id_range_lock) and print
 # the settings for them.  Every test that starts a daemon or builds needs
 # its own: a daemon reclaims (kills the processes of) every slot of its
 # range that its own state directory does not show as taken.
 id_range_conf() {
-	FIRST_ID=$((2147483648 + ((RANDOM + $1 * 97) % 700) * 4 * IDS_PER_SLOT))
+	id_range_lock "$1"
 	cat <<CONF
 start-id = $FIRST_ID
 id-count = $((4 * IDS_PER_SLOT))

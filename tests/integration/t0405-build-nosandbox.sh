@@ -9,7 +9,7 @@
 require_root
 grep -qw overlay /proc/filesystems 2>/dev/null || modprobe overlay 2>/dev/null ||
 	skip_all "no overlayfs"
-FIRST_ID=$((2147483648 + ((RANDOM + 41 * 97) % 700) * 4 * IDS_PER_SLOT))
+id_range_lock 41
 # A store at its logical path (no store-root), reachable by the build user.
 export NIB_STORE_DIR="$TEST_ROOT/store"
 STORE=$NIB_STORE_DIR
