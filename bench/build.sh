@@ -21,8 +21,9 @@
 # directory is fsynced, not only the database as in Nix) and once more with
 # fsync-metadata = false.  The store lives under a scratch
 # directory (store-root).  The UID pool uses 16 slots picked at random above
-# 2^31, outside the default range: a nib daemon reclaims (kills the processes
-# of) every slot of its range that its own state directory does not show as
+# 2^31, outside the default range and the 2,800 slots from 2^31 up that the
+# integration tests take: a nib daemon reclaims (kills the processes of)
+# every slot of its range that its own state directory does not show as
 # taken, so a daemon started meanwhile on this host must not share them.
 #
 # Nix (Debian's nix-bin, 2.8): if nix-store and nix-instantiate are on PATH,
@@ -52,7 +53,7 @@ export NIB_LOG_DIR="$scratch/log" NIB_STORE_DIR=/nib/store
 unset NIB_CONFIG NIB_REMOTE
 mkdir -p "$NIB_CONF_DIR" "$scratch/d"
 cat >"$NIB_CONF_DIR/nib.conf" <<CONF
-start-id = $((2147483648 + (RANDOM % 400) * 16 * 262144))
+start-id = $((2147483648 + (2800 + (RANDOM % 250) * 16) * 262144))
 id-count = $((16 * 262144))
 sandbox-paths = /bin/sh=/bin/busybox
 CONF

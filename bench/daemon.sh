@@ -25,7 +25,7 @@ export NIB_CONF_DIR="$tmp/etc" NIB_STORE_DIR=/nib/store NIB_STORE_ROOT="$tmp/roo
 mkdir -p "$NIB_CONF_DIR"
 # 16 slots at random above 2^31, outside the default range (see bench/build.sh).
 cat >"$NIB_CONF_DIR/nib.conf" <<CONF
-start-id = $((2147483648 + (RANDOM % 400) * 16 * 262144))
+start-id = $((2147483648 + (2800 + (RANDOM % 250) * 16) * 262144))
 id-count = $((16 * 262144))
 sandbox-paths = /bin/sh=/bin/busybox
 fsync-metadata = false
