@@ -380,6 +380,11 @@ static struct uid_pool *open_uid_pool(const struct settings *settings, struct ni
 	pool = uid_pool_open(settings, NULL, err);
 	if (pool == NULL)
 		return NULL;
+	/* Another store using these IDs: reclaim would kill its builders. */
+	if (uid_pool_claim(pool, err) < 0) {
+		uid_pool_close(pool);
+		return NULL;
+	}
 	if (uid_pool_reclaim(pool, NULL, log_reclaim, NULL, &res, err) < 0) {
 		log_warning("%s, continuing", (*err)->msg);
 		nib_error_clear(err);

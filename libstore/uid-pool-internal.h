@@ -40,3 +40,10 @@ bool uid_pool_parse_status(const char *text, struct uid_pool_proc *ret);
  */
 int uid_pool_set_proc_dir(struct uid_pool *p, int procfd, struct nib_error **err);
 void uid_pool_set_kill_rounds(struct uid_pool *p, unsigned rounds);
+
+/*
+ * Test hook: keep the host-wide registry of UID ranges (see claim_range in
+ * uid-pool.c) in dir rather than in UID_POOL_RANGE_REGISTRY.  Before the
+ * pool's first acquire, reclaim or release of a held slot.
+ */
+void uid_pool_set_range_registry(struct uid_pool *p, const char *dir);

@@ -296,6 +296,11 @@ struct uid_pool {
 	struct registry *mine;
 	unsigned next;
 	unsigned kill_rounds;
+	char *state_dir;  /* for the range registry's messages */
+	char *ranges;	  /* the range registry (UID_POOL_RANGE_REGISTRY, or a test's) */
+	int range_fd;	  /* our registration, share-locked; -1 before claim_range */
+	pid_t range_pid;  /* the process that made it */
+	char *range_name; /* its name in the registry */
 };
 
 /*
@@ -391,8 +396,11 @@ static bool is_mine(const struct uid_pool *p, unsigned i)
 	return bit_get(p->mine->bits, i);
 }
 
+static void release_range(struct uid_pool *p);
+
 static void pool_free(struct uid_pool *p)
 {
+	release_range(p);
 	members_free(p->members, p->members ? p->n : 0);
 	registry_put(p->mine);
 	if (p->hints != NULL)
@@ -405,6 +413,9 @@ static void pool_free(struct uid_pool *p)
 		close(p->procfd);
 	free(p->dir);
 	free(p->build_dir);
+	free(p->state_dir);
+	free(p->ranges);
+	free(p->range_name);
 	free(p);
 }
 
@@ -994,8 +1005,10 @@ struct uid_pool *uid_pool_open(const struct settings *s, const struct uid_pool_d
 
 	p = xcalloc(1, sizeof(*p));
 	p->refs = 1;
-	p->dirfd = p->heldfd = p->procfd = -1;
+	p->dirfd = p->heldfd = p->procfd = p->range_fd = -1;
 	p->kill_rounds = KILL_ROUNDS_DEFAULT;
+	p->state_dir = xstrdup(s->state_dir);
+	p->ranges = xstrdup(UID_POOL_RANGE_REGISTRY);
 	p->auto_mode = s->auto_allocate_uids;
 	if (p->auto_mode) {
 		p->start_id = (uint64_t)s->start_id;
@@ -1056,6 +1069,178 @@ int uid_pool_set_proc_dir(struct uid_pool *p, int procfd, struct nib_error **err
 void uid_pool_set_kill_rounds(struct uid_pool *p, unsigned rounds)
 {
 	p->kill_rounds = rounds ? rounds : 1;
+}
+
+void uid_pool_set_range_registry(struct uid_pool *p, const char *dir)
+{
+	free(p->ranges);
+	p->ranges = xstrdup(dir);
+}
+
+/* ---- the host-wide registry of ranges (see uid-pool.h) ---- */
+
+/* The first and last ID the pool hands out. */
+static void pool_span(const struct uid_pool *p, uint64_t *lo, uint64_t *hi)
+{
+	if (p->auto_mode) {
+		*lo = p->start_id;
+		*hi = p->start_id + (uint64_t)p->n * p->ids_per_build - 1;
+		return;
+	}
+	*lo = UINT64_MAX;
+	*hi = 0;
+	for (unsigned i = 0; i < p->n; i++) {
+		if (p->members[i].uid < *lo)
+			*lo = p->members[i].uid;
+		if (p->members[i].uid > *hi)
+			*hi = p->members[i].uid;
+	}
+}
+
+/*
+ * Is the registration name, of a store other than (dev, ino), for a range
+ * overlapping [lo, hi]?  Names that are not registrations are ignored.
+ */
+static bool foreign_overlap(const char *name, uint64_t lo, uint64_t hi, uint64_t dev, uint64_t ino)
+{
+	unsigned long long a, b, d, i;
+	int end = 0;
+
+	if (sscanf(name, "%llu-%llu-%llx-%llx%n", &a, &b, &d, &i, &end) != 4 || name[end] != '\0')
+		return false;
+	if (d == dev && i == ino)
+		return false;
+	return a <= hi && lo <= b;
+}
+
+/*
+ * Check one overlapping registration: a leftover (nobody holds it) is
+ * removed; a live one is the error, naming its store.
+ */
+static int check_foreign(struct uid_pool *p, int rfd, const char *name, uint64_t lo, uint64_t hi,
+			 struct nib_error **err)
+{
+	cleanup_close int fd = openat(rfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+	char other[PATH_MAX] = "";
+	ssize_t n;
+
+	if (fd < 0)
+		return errno == ENOENT
+			       ? 0
+			       : nib_error_errno(err, "cannot open '%s/%s'", p->ranges, name);
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+		/* Its holders are gone: under our lock, nobody can be joining it. */
+		if (unlinkat(rfd, name, 0) < 0 && errno != ENOENT)
+			return nib_error_errno(err, "cannot remove '%s/%s'", p->ranges, name);
+		return 0;
+	}
+	if (errno != EWOULDBLOCK)
+		return nib_error_errno(err, "cannot lock '%s/%s'", p->ranges, name);
+	n = pread(fd, other, sizeof(other) - 1, 0);
+	other[n > 0 ? n : 0] = '\0';
+	other[strcspn(other, "\n")] = '\0';
+	return nib_error_set(err, NIB_E_CONFIG, 0,
+			     "the UIDs %llu-%llu of this store (state directory '%s') overlap "
+			     "those of another nib store in use (registered as '%s/%s', state "
+			     "directory '%s'): two stores would give builds the same IDs and kill "
+			     "each other's builders; give each its own 'start-id' and 'id-count'",
+			     (unsigned long long)lo, (unsigned long long)hi, p->state_dir,
+			     p->ranges, name, other[0] != '\0' ? other : "unknown");
+}
+
+/*
+ * Register the pool's range (once per pool; a forked child shares its
+ * parent's registration) and check it against the others.  Only for root:
+ * nobody else can use ranges of other users' IDs, or kill their processes.
+ */
+static int claim_range(struct uid_pool *p, struct nib_error **err)
+{
+	cleanup_close int rfd = -1;
+	cleanup_free char *text = NULL;
+	DIR *d;
+	struct dirent *de;
+	struct stat st;
+	uint64_t lo, hi;
+	int r = 0;
+
+	if (p->range_fd >= 0 || geteuid() != 0 || p->n == 0)
+		return 0;
+	if (fstat(p->dirfd, &st) < 0)
+		return nib_error_errno(err, "cannot stat '%s'", p->dir);
+	pool_span(p, &lo, &hi);
+	if (mkdir_p(p->ranges, 0755, err) < 0)
+		return nib_error_prefix(err, "registering the UID range");
+	rfd = open(p->ranges, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rfd < 0)
+		return nib_error_errno(err, "cannot open '%s'", p->ranges);
+	free(p->range_name);
+	p->range_name =
+		xasprintf("%llu-%llu-%llx-%llx", (unsigned long long)lo, (unsigned long long)hi,
+			  (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+	text = xasprintf("%s\n", p->state_dir);
+	for (int attempt = 0;; attempt++) {
+		cleanup_close int fd =
+			openat(rfd, p->range_name,
+			       O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0644);
+		struct stat fst;
+
+		if (fd < 0)
+			return nib_error_errno(err, "cannot create '%s/%s'", p->ranges,
+					       p->range_name);
+		/* Blocks only while a leaver or a cleaner holds it exclusively, briefly. */
+		if (flock(fd, LOCK_SH) < 0)
+			return nib_error_errno(err, "cannot lock '%s/%s'", p->ranges,
+					       p->range_name);
+		if (fstat(fd, &fst) < 0)
+			return nib_error_errno(err, "cannot stat '%s/%s'", p->ranges,
+					       p->range_name);
+		if (fst.st_nlink == 0 && attempt < 100)
+			continue; /* removed meanwhile by its last holder: make it again */
+		if (fst.st_size == 0 && pwrite(fd, text, strlen(text), 0) < 0)
+			return nib_error_errno(err, "cannot write '%s/%s'", p->ranges,
+					       p->range_name);
+		p->range_fd = TAKE_FD(fd);
+		p->range_pid = getpid();
+		break;
+	}
+	d = fdopendir(rfd);
+	if (d == NULL) {
+		nib_error_errno(err, "cannot read '%s'", p->ranges);
+		release_range(p);
+		return -1;
+	}
+	rfd = -1; /* d owns it */
+	while (r == 0 && (de = readdir(d)) != NULL)
+		if (foreign_overlap(de->d_name, lo, hi, st.st_dev, st.st_ino))
+			r = check_foreign(p, dirfd(d), de->d_name, lo, hi, err);
+	closedir(d);
+	if (r < 0) {
+		release_range(p);
+		return -1;
+	}
+	return 0;
+}
+
+int uid_pool_claim(struct uid_pool *p, struct nib_error **err)
+{
+	return claim_range(p, err);
+}
+
+/*
+ * Drop the registration; the last holder removes the file.  Only the
+ * process that made it: a forked child shares its lock, and taking it
+ * exclusively would succeed while the parent still counts on it.
+ */
+static void release_range(struct uid_pool *p)
+{
+	if (p->range_fd < 0)
+		return;
+	if (p->range_pid == getpid() && flock(p->range_fd, LOCK_EX | LOCK_NB) == 0) {
+		cleanup_free char *path = path_join(p->ranges, p->range_name);
+		(void)unlink(path);
+	}
+	close(p->range_fd);
+	p->range_fd = -1;
 }
 
 /* ---- processes ---- */
@@ -1789,6 +1974,8 @@ int uid_pool_acquire(struct uid_pool *p, const struct uid_pool_acquire_opts *opt
 	bool watching = false, waited = false, recheck = false;
 
 	check_fork(p);
+	if (claim_range(p, err) < 0)
+		return nib_error_prefix(err, "acquiring a UID slot");
 	for (;;) {
 		struct uid_pool_slot *s = NULL;
 		unsigned busy = 0, held = 0;
@@ -1962,6 +2149,8 @@ int uid_pool_release_held(struct uid_pool *p, unsigned index,
 	if (index >= p->n)
 		return nib_error_set(err, NIB_E_NOT_FOUND, 0, "no slot %u (the pool has %u)", index,
 				     p->n);
+	if (claim_range(p, err) < 0)
+		return nib_error_prefix(err, "releasing slot %u", index);
 	s = slot_new(p, index);
 	v = s->priv;
 	if (!held_exists(p, v->name))
@@ -2052,6 +2241,8 @@ int uid_pool_reclaim(struct uid_pool *p, const struct uid_pool_cleanup *cleanup,
 	size_t nprocs = 0;
 
 	check_fork(p);
+	if (claim_range(p, err) < 0)
+		return nib_error_prefix(err, "reclaiming UID slots");
 	if (scan_procs(p->procfd, match_pool, p, &procs, &nprocs, err) < 0)
 		return nib_error_prefix(err, "reclaiming UID slots");
 

@@ -56,6 +56,19 @@
  * a child forked while a slot is held shares the lock until it execs or
  * exits, so a holder that dies keeps its slot locked (and out of reclaim's
  * reach) while such a child lives.  Close or exec promptly after fork().
+ *
+ * One range per store on a host.  Slot locks live under one state directory,
+ * but UIDs, the processes that use them and the build cgroups named after
+ * them are host-wide: two stores whose ranges overlap would hand out the
+ * same IDs, and each one's reclaim would kill the other's builders.  So a
+ * root process registers its pool's range before it first acquires a slot,
+ * reclaims, or releases a held slot: a file under UID_POOL_RANGE_REGISTRY
+ * named "<first ID>-<last ID>-<device>-<inode>" (the device and inode of
+ * the userpool directory, which identify the store) holding the state
+ * directory's path, on which it keeps a shared flock() for the pool's life.
+ * A live registration of another store whose range overlaps is an error
+ * that names that store; one nobody holds is a leftover and is removed.
+ * The last holder removes its own file when it closes the pool.
  */
 #pragma once
 
@@ -73,6 +86,9 @@ struct uid_pool;
 #define UID_POOL_MAX_SLOTS 65536
 /* The largest valid UID/GID; (uid_t)-1 means "no change" to the kernel. */
 #define UID_POOL_MAX_ID 4294967294ULL
+
+/* The host-wide registry of pools' ranges (see "One range per store" above). */
+#define UID_POOL_RANGE_REGISTRY "/run/nib/uid-ranges"
 
 /* Record keys the pool itself understands. */
 #define UID_POOL_KEY_PID "pid"
@@ -281,6 +297,15 @@ typedef void (*uid_pool_reclaim_fn)(void *userdata, const struct uid_pool_slot *
 struct uid_pool_reclaim_result {
 	unsigned n_cleaned, n_held, n_busy;
 };
+
+/*
+ * Register the pool's range in the host-wide registry (see "One range per
+ * store" above), failing when another store in use has an overlapping one.
+ * Acquire, reclaim and release of a held slot do it themselves; a daemon
+ * calls it at start to refuse to run rather than to fail each build.  Does
+ * nothing when not root, or when done already.
+ */
+int uid_pool_claim(struct uid_pool *p, struct nib_error **err);
 
 /*
  * Daemon start and `nib slots reclaim`: every slot that no live process

@@ -167,7 +167,8 @@ INTEGRATION_TESTS = \
 	%reldir%/integration/t0502-daemon-shared.sh \
 	%reldir%/integration/t0503-daemon-ops.sh \
 	%reldir%/integration/t0504-daemon-connections.sh \
-	%reldir%/integration/t0505-daemon-reuse.sh
+	%reldir%/integration/t0505-daemon-reuse.sh \
+	%reldir%/integration/t0506-uid-ranges.sh
 TESTS += $(INTEGRATION_TESTS)
 # Run by hand against Debian's nix-bin (docs/interop-store.md); never by make check.
 EXTRA_DIST += %reldir%/interop/store-nix.sh docs/interop-store.md

@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -1437,6 +1438,138 @@ static CU_TestInfo proc_tests[] = {
 	CU_TEST_INFO_NULL,
 };
 
+/* ---- the host-wide registry of ranges ---- */
+
+/* A pool of the test's settings for state directory dir, registering in reg. */
+static struct uid_pool *range_pool(const char *dir, const char *start, const char *reg)
+{
+	cleanup_settings struct settings *s = mk_settings(true);
+	struct nib_error *e = NULL;
+	struct uid_pool *p;
+
+	settings_set(s, "state-dir", dir, ORIGIN_CMDLINE, NULL, &e);
+	settings_set(s, "start-id", start, ORIGIN_CMDLINE, NULL, &e);
+	CU_ASSERT_PTR_NULL(e);
+	nib_error_free(e);
+	p = open_pool(s);
+	if (p != NULL)
+		uid_pool_set_range_registry(p, reg);
+	return p;
+}
+
+static size_t count_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	size_t n = 0;
+
+	if (d == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+/*
+ * Root only (others register nothing): two stores whose ranges overlap
+ * cannot both be in use; the same store twice, disjoint ranges and a
+ * leftover registration are fine; the last holder removes its file; a
+ * forked child neither registers again nor removes its parent's.
+ */
+static void test_range_registry(void)
+{
+	cleanup_free char *reg = tpath("ranges"), *other = tpath("other");
+	cleanup_free char *leftover = NULL, *content = NULL;
+	cleanup_uid_pool struct uid_pool *a = NULL, *a2 = NULL, *b = NULL, *c = NULL;
+	cleanup_error struct nib_error *e = NULL;
+	int status;
+	pid_t kid;
+
+	if (geteuid() != 0) {
+		a = range_pool(state_dir, "2999999488", reg);
+		CU_ASSERT_EQUAL(uid_pool_claim(a, &e), 0);
+		CU_ASSERT_EQUAL(count_entries(reg), 0);
+		fprintf(stderr, "(not root: nothing registered) ");
+		return;
+	}
+	a = range_pool(state_dir, "2999999488", reg);
+	a2 = range_pool(state_dir, "2999999488", reg);
+	b = range_pool(other, "3000003584", reg); /* overlaps a's last 4096 IDs */
+	c = range_pool(other, "3000007680", reg); /* right after a's range */
+	if (a == NULL || a2 == NULL || b == NULL || c == NULL)
+		return;
+	CU_ASSERT_EQUAL(uid_pool_claim(a, &e), 0);
+	CU_ASSERT_EQUAL(uid_pool_claim(a2, &e), 0);
+	CU_ASSERT_EQUAL(count_entries(reg), 1);
+	{
+		cleanup_free char *f = NULL;
+		DIR *d = opendir(reg);
+		struct dirent *de;
+		while (d != NULL && (de = readdir(d)) != NULL)
+			if (de->d_name[0] != '.')
+				f = path_join(reg, de->d_name);
+		if (d != NULL)
+			closedir(d);
+		CU_ASSERT_EQUAL(
+			f != NULL ? read_file_at(AT_FDCWD, f, 4096, &content, NULL, &e) : -1, 0);
+		CU_ASSERT(content != NULL && STARTS_WITH(content, state_dir));
+	}
+
+	/* Another store, overlapping: refused, naming the store in use. */
+	CU_ASSERT_EQUAL(uid_pool_claim(b, &e), -1);
+	CU_ASSERT(e != NULL && e->code == NIB_E_CONFIG && strstr(e->msg, "overlap") != NULL &&
+		  strstr(e->msg, state_dir) != NULL && strstr(e->msg, other) != NULL);
+	if (e != NULL && strstr(e->msg, "overlap") == NULL)
+		fprintf(stderr, "unexpected: %s\n", e->msg);
+	nib_error_clear(&e);
+	/* And so is acquiring a slot from it. */
+	{
+		struct uid_pool_slot *slot = NULL;
+		CU_ASSERT_EQUAL(uid_pool_acquire(b, NULL, &slot, &e), -1);
+		CU_ASSERT(e != NULL && strstr(e->msg, "overlap") != NULL);
+		nib_error_clear(&e);
+		uid_pool_release(slot, NULL, &e);
+	}
+	/* Another store, disjoint: fine. */
+	CU_ASSERT_EQUAL(uid_pool_claim(c, &e), 0);
+	CU_ASSERT_EQUAL(count_entries(reg), 2);
+
+	/* A child shares the registration; its exit removes nothing. */
+	kid = fork();
+	if (kid == 0) {
+		struct nib_error *ke = NULL;
+		int r = uid_pool_claim(a, &ke);
+		uid_pool_close(a);
+		_exit(r == 0 && ke == NULL ? 0 : 1);
+	}
+	CU_ASSERT_EQUAL(waitpid(kid, &status, 0), kid);
+	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CU_ASSERT_EQUAL(count_entries(reg), 2);
+
+	/* While a2 holds it, closing a leaves the file; closing a2 removes it. */
+	uid_pool_close(TAKE_PTR(a));
+	CU_ASSERT_EQUAL(count_entries(reg), 2);
+	CU_ASSERT_EQUAL(uid_pool_claim(b, &e), -1);
+	nib_error_clear(&e);
+	uid_pool_close(TAKE_PTR(a2));
+	CU_ASSERT_EQUAL(count_entries(reg), 1);
+	CU_ASSERT_EQUAL(uid_pool_claim(b, &e), 0);
+	CU_ASSERT_PTR_NULL(e);
+
+	/* A registration nobody holds (its store died) is removed by the next overlapping one. */
+	uid_pool_close(TAKE_PTR(b));
+	uid_pool_close(TAKE_PTR(c));
+	CU_ASSERT_EQUAL(count_entries(reg), 0);
+	leftover = path_join(reg, "2999999488-3000000511-1-2");
+	CU_ASSERT_EQUAL(test_write_file(leftover, "/gone\n"), 0);
+	a = range_pool(state_dir, "2999999488", reg);
+	CU_ASSERT_EQUAL(a != NULL ? uid_pool_claim(a, &e) : -1, 0);
+	CU_ASSERT_EQUAL(access(leftover, F_OK), -1);
+	CU_ASSERT_EQUAL(count_entries(reg), 1);
+}
+
 static CU_TestInfo pool_tests[] = {
 	{ "acquire, record, list, release", test_acquire_basics },
 	{ "set_info", test_set_info },
@@ -1453,6 +1586,7 @@ static CU_TestInfo pool_tests[] = {
 	{ "classic mode", test_classic },
 	{ "release kills the range (root)", test_kill_on_release },
 	{ "reclaim kills orphans (root)", test_reclaim_kills },
+	{ "one range per store on a host (root)", test_range_registry },
 	CU_TEST_INFO_NULL,
 };
 
