@@ -1098,10 +1098,11 @@ static void pool_span(const struct uid_pool *p, uint64_t *lo, uint64_t *hi)
 }
 
 /*
- * Is the registration name, of a store other than (dev, ino), for a range
- * overlapping [lo, hi]?  Names that are not registrations are ignored.
+ * Is name the registration of a store other than (dev, ino)?  Sets
+ * *overlap when its range overlaps [lo, hi].  Other names are ignored.
  */
-static bool foreign_overlap(const char *name, uint64_t lo, uint64_t hi, uint64_t dev, uint64_t ino)
+static bool foreign(const char *name, uint64_t lo, uint64_t hi, uint64_t dev, uint64_t ino,
+		    bool *overlap)
 {
 	unsigned long long a, b, d, i;
 	int end = 0;
@@ -1110,15 +1111,18 @@ static bool foreign_overlap(const char *name, uint64_t lo, uint64_t hi, uint64_t
 		return false;
 	if (d == dev && i == ino)
 		return false;
-	return a <= hi && lo <= b;
+	*overlap = a <= hi && lo <= b;
+	return true;
 }
 
 /*
- * Check one overlapping registration: a leftover (nobody holds it) is
- * removed; a live one is the error, naming its store.
+ * Check another store's registration: a leftover (nobody holds it: its
+ * processes died without closing their pools) is removed, whatever its
+ * range, so that leftovers do not pile up; a live one is the error when
+ * it overlaps ours, naming its store.
  */
-static int check_foreign(struct uid_pool *p, int rfd, const char *name, uint64_t lo, uint64_t hi,
-			 struct nib_error **err)
+static int check_foreign(struct uid_pool *p, int rfd, const char *name, bool overlap, uint64_t lo,
+			 uint64_t hi, struct nib_error **err)
 {
 	cleanup_close int fd = openat(rfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
 	char other[PATH_MAX] = "";
@@ -1136,6 +1140,8 @@ static int check_foreign(struct uid_pool *p, int rfd, const char *name, uint64_t
 	}
 	if (errno != EWOULDBLOCK)
 		return nib_error_errno(err, "cannot lock '%s/%s'", p->ranges, name);
+	if (!overlap)
+		return 0;
 	n = pread(fd, other, sizeof(other) - 1, 0);
 	other[n > 0 ? n : 0] = '\0';
 	other[strcspn(other, "\n")] = '\0';
@@ -1210,9 +1216,11 @@ static int claim_range(struct uid_pool *p, struct nib_error **err)
 		return -1;
 	}
 	rfd = -1; /* d owns it */
-	while (r == 0 && (de = readdir(d)) != NULL)
-		if (foreign_overlap(de->d_name, lo, hi, st.st_dev, st.st_ino))
-			r = check_foreign(p, dirfd(d), de->d_name, lo, hi, err);
+	while (r == 0 && (de = readdir(d)) != NULL) {
+		bool overlap = false;
+		if (foreign(de->d_name, lo, hi, st.st_dev, st.st_ino, &overlap))
+			r = check_foreign(p, dirfd(d), de->d_name, overlap, lo, hi, err);
+	}
 	closedir(d);
 	if (r < 0) {
 		release_range(p);

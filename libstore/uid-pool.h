@@ -67,7 +67,8 @@
  * the userpool directory, which identify the store) holding the state
  * directory's path, on which it keeps a shared flock() for the pool's life.
  * A live registration of another store whose range overlaps is an error
- * that names that store; one nobody holds is a leftover and is removed.
+ * that names that store; one nobody holds (whatever its range) is a
+ * leftover and is removed.
  * The last holder removes its own file when it closes the pool.
  */
 #pragma once

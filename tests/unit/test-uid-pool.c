@@ -1558,16 +1558,25 @@ static void test_range_registry(void)
 	CU_ASSERT_EQUAL(uid_pool_claim(b, &e), 0);
 	CU_ASSERT_PTR_NULL(e);
 
-	/* A registration nobody holds (its store died) is removed by the next overlapping one. */
+	/*
+	 * Registrations nobody holds (their stores died), overlapping or not,
+	 * are removed by the next claim; files not named like one are left.
+	 */
 	uid_pool_close(TAKE_PTR(b));
 	uid_pool_close(TAKE_PTR(c));
 	CU_ASSERT_EQUAL(count_entries(reg), 0);
 	leftover = path_join(reg, "2999999488-3000000511-1-2");
 	CU_ASSERT_EQUAL(test_write_file(leftover, "/gone\n"), 0);
+	free(content);
+	content = path_join(reg, "10-20-1-3");
+	CU_ASSERT_EQUAL(test_write_file(content, "/gone too\n"), 0);
+	free(content);
+	content = path_join(reg, "notes.txt");
+	CU_ASSERT_EQUAL(test_write_file(content, "not a registration\n"), 0);
 	a = range_pool(state_dir, "2999999488", reg);
 	CU_ASSERT_EQUAL(a != NULL ? uid_pool_claim(a, &e) : -1, 0);
 	CU_ASSERT_EQUAL(access(leftover, F_OK), -1);
-	CU_ASSERT_EQUAL(count_entries(reg), 1);
+	CU_ASSERT_EQUAL(count_entries(reg), 2); /* ours and notes.txt */
 }
 
 static CU_TestInfo pool_tests[] = {
