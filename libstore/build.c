@@ -256,6 +256,8 @@ struct build_ctx {
 	uint64_t queue_sig;	      /* fingerprint of what the queue file lists */
 	size_t acquiring;	      /* the goal job_get_slot works for */
 	struct nib_error *settle_err; /* local_store_settle failed: nothing may go on */
+	int *kept_tokens; /* job tokens of ended jobs, for the next ones (tokens_keep) */
+	size_t n_kept_tokens, alloc_kept_tokens;
 };
 
 static struct goal *goal_lookup(struct build_ctx *c, const char *drv_path)
@@ -814,13 +816,36 @@ static void job_drop_pending_outputs(struct job *j)
 	j->n_out = 0;
 }
 
+/*
+ * Job tokens of jobs that ended are kept for the jobs this process starts
+ * next (job_get_token) and closed after that round (tokens_flush): a token
+ * given back is not free at once for its own process otherwise, because
+ * every builder forked meanwhile shares the parent's descriptors - their
+ * locks with them - until it closes them first thing (close_inherited_fds),
+ * and a builder that has not run yet has not.  Taking a token again then
+ * failed, and the next job waited ("max-jobs is reached by other builds")
+ * for the next event.  One lock less to take per job, too.
+ */
+static void tokens_keep(struct build_ctx *c, int fd)
+{
+	ALLOC_GROW(c->kept_tokens, c->n_kept_tokens + 1, c->alloc_kept_tokens);
+	c->kept_tokens[c->n_kept_tokens++] = fd;
+}
+
+/* Give back the tokens no job took: other processes may be waiting for them. */
+static void tokens_flush(struct build_ctx *c)
+{
+	while (c->n_kept_tokens > 0)
+		close(c->kept_tokens[--c->n_kept_tokens]);
+}
+
 static void job_free(struct job *j)
 {
 	if (j == NULL)
 		return;
 	job_drop_pending_outputs(j);
 	if (j->token_fd >= 0)
-		close(j->token_fd);
+		tokens_keep(j->c, j->token_fd);
 	for (size_t i = 0; i < j->n_locks; i++)
 		path_lock_release(j->locks[i]);
 	free(j->locks);
@@ -1191,6 +1216,10 @@ static int job_get_token(struct job *j, struct nib_error **err)
 	/* The caller's effective max-jobs (--max-jobs, or the daemon's, which clients can only lower). */
 	int64_t n = j->c->max_jobs > 0 ? j->c->max_jobs : 1;
 
+	if (j->c->n_kept_tokens > 0) {
+		j->token_fd = j->c->kept_tokens[--j->c->n_kept_tokens];
+		return 1;
+	}
 	if (mkdir_p(dir, 0755, err) < 0)
 		return -1;
 	for (int64_t i = 0; i < n; i++) {
@@ -2351,6 +2380,7 @@ static void run_loop(struct build_ctx *c)
 		}
 		if (!c->stop)
 			start_ready(c);
+		tokens_flush(c);
 		/*
 		 * The derivations this process added last (local_store_batch_end_async)
 		 * are committed once the first builders run, before anything waits.
@@ -2523,6 +2553,8 @@ static void ctx_release(struct build_ctx *c)
 	free(c->map.slots);
 	drv_hasher_free(c->hasher);
 	free(c->jobs);
+	tokens_flush(c);
+	free(c->kept_tokens);
 	uid_pool_close(c->pool);
 	free(c->build_dir);
 	free(c->root_dir);
