@@ -131,12 +131,18 @@ static int slots_list(struct cli_ctx *ctx, struct uid_pool *p)
 {
 	cleanup_error struct nib_error *err = NULL;
 	struct uid_pool_entry *v = NULL;
-	size_t n = 0, shown = 0;
+	struct uid_pool_conflict *cv = NULL;
+	size_t n = 0, shown = 0, ncv = 0;
 	unsigned busy = 0, held = 0, stale = 0;
 	int w_slot = 4, w_ids = 4, w_state = 5, w_pid = 3;
 
 	if (uid_pool_list(p, &v, &n, &err) < 0)
 		return cli_report_error(ctx, err);
+	/* Not fatal: the slots are worth showing anyway. */
+	if (uid_pool_conflicts(p, &cv, &ncv, &err) < 0) {
+		fprintf(stderr, "nib: warning: %s\n", err->msg);
+		nib_error_clear(&err);
+	}
 	for (size_t i = 0; i < n; i++) {
 		cleanup_free char *ids = format_ids(&v[i]);
 		char num[32];
@@ -169,8 +175,18 @@ static int slots_list(struct cli_ctx *ctx, struct uid_pool *p)
 		for (size_t i = 0; i < n; i++)
 			if (v[i].state != UID_POOL_FREE)
 				cJSON_AddItemToArray(arr, entry_json(&v[i]));
+		arr = cJSON_AddArrayToObject(root, "conflicts");
+		for (size_t i = 0; i < ncv; i++) {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddStringToObject(o, "stateDir", cv[i].state_dir);
+			cJSON_AddNumberToObject(o, "firstId", (double)cv[i].first);
+			cJSON_AddNumberToObject(o, "lastId", (double)cv[i].last);
+			cJSON_AddStringToObject(o, "registration", cv[i].registration);
+			cJSON_AddItemToArray(arr, o);
+		}
 		cli_print_json(root);
 		uid_pool_entries_free(v, n);
+		uid_pool_conflicts_free(cv, ncv);
 		return EXIT_OK;
 	}
 
@@ -218,7 +234,14 @@ static int slots_list(struct cli_ctx *ctx, struct uid_pool *p)
 	if (stale > 0)
 		printf(" (%u of them stale)", stale);
 	printf("\n");
+	for (size_t i = 0; i < ncv; i++)
+		printf("Conflict: another nib store in use (state directory '%s') has registered "
+		       "UIDs %llu-%llu, which overlap this pool's: builds here are refused until "
+		       "it stops; give each store its own 'start-id' and 'id-count'.\n",
+		       cv[i].state_dir, (unsigned long long)cv[i].first,
+		       (unsigned long long)cv[i].last);
 	uid_pool_entries_free(v, n);
+	uid_pool_conflicts_free(cv, ncv);
 	return EXIT_OK;
 }
 

@@ -1097,61 +1097,95 @@ static void pool_span(const struct uid_pool *p, uint64_t *lo, uint64_t *hi)
 	}
 }
 
-/*
- * Is name the registration of a store other than (dev, ino)?  Sets
- * *overlap when its range overlaps [lo, hi].  Other names are ignored.
- */
-static bool foreign(const char *name, uint64_t lo, uint64_t hi, uint64_t dev, uint64_t ino,
-		    bool *overlap)
+void uid_pool_conflicts_free(struct uid_pool_conflict *v, size_t n)
 {
-	unsigned long long a, b, d, i;
-	int end = 0;
-
-	if (sscanf(name, "%llu-%llu-%llx-%llx%n", &a, &b, &d, &i, &end) != 4 || name[end] != '\0')
-		return false;
-	if (d == dev && i == ino)
-		return false;
-	*overlap = a <= hi && lo <= b;
-	return true;
+	for (size_t i = 0; v != NULL && i < n; i++) {
+		free(v[i].state_dir);
+		free(v[i].registration);
+	}
+	free(v);
 }
 
 /*
- * Check another store's registration: a leftover (nobody holds it: its
- * processes died without closing their pools) is removed, whatever its
- * range, so that leftovers do not pile up; a live one is the error when
- * it overlaps ours, naming its store.
+ * Go through the other stores' registrations in the registry rfd: remove
+ * those nobody holds (their processes died without closing their pools)
+ * when clean, whatever their range, so that leftovers do not pile up; and
+ * list in *ret the live ones whose range overlaps [lo, hi].  Our own
+ * store's is (dev, ino).
  */
-static int check_foreign(struct uid_pool *p, int rfd, const char *name, bool overlap, uint64_t lo,
-			 uint64_t hi, struct nib_error **err)
+static int scan_registry(const struct uid_pool *p, int rfd, uint64_t dev, uint64_t ino, uint64_t lo,
+			 uint64_t hi, bool clean, struct uid_pool_conflict **ret, size_t *ret_n,
+			 struct nib_error **err)
 {
-	cleanup_close int fd = openat(rfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
-	char other[PATH_MAX] = "";
-	ssize_t n;
+	struct uid_pool_conflict *v = NULL;
+	size_t n = 0, alloc = 0;
+	struct dirent *de;
+	DIR *d;
+	int dfd = fcntl(rfd, F_DUPFD_CLOEXEC, 3);
 
-	if (fd < 0)
-		return errno == ENOENT
-			       ? 0
-			       : nib_error_errno(err, "cannot open '%s/%s'", p->ranges, name);
-	if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-		/* Its holders are gone: under our lock, nobody can be joining it. */
-		if (unlinkat(rfd, name, 0) < 0 && errno != ENOENT)
-			return nib_error_errno(err, "cannot remove '%s/%s'", p->ranges, name);
-		return 0;
+	if (dfd < 0 || (d = fdopendir(dfd)) == NULL) {
+		if (dfd >= 0)
+			close(dfd);
+		return nib_error_errno(err, "cannot read '%s'", p->ranges);
 	}
-	if (errno != EWOULDBLOCK)
-		return nib_error_errno(err, "cannot lock '%s/%s'", p->ranges, name);
-	if (!overlap)
+	while ((de = readdir(d)) != NULL) {
+		unsigned long long a, b, dv, in;
+		char other[PATH_MAX] = "";
+		int end = 0, fd;
+		ssize_t r;
+
+		if (sscanf(de->d_name, "%llu-%llu-%llx-%llx%n", &a, &b, &dv, &in, &end) != 4 ||
+		    de->d_name[end] != '\0' || (dv == dev && in == ino))
+			continue;
+		fd = openat(rfd, de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+		if (fd < 0)
+			continue; /* gone meanwhile */
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			/* Nobody holds it; under our lock, nobody can be joining it. */
+			if (clean)
+				(void)unlinkat(rfd, de->d_name, 0);
+			close(fd);
+			continue;
+		}
+		if (!(a <= hi && lo <= b)) {
+			close(fd);
+			continue;
+		}
+		r = pread(fd, other, sizeof(other) - 1, 0);
+		close(fd);
+		other[r > 0 ? r : 0] = '\0';
+		other[strcspn(other, "\n")] = '\0';
+		ALLOC_GROW(v, n + 1, alloc);
+		v[n].state_dir = xstrdup(other[0] != '\0' ? other : "unknown");
+		v[n].registration = path_join(p->ranges, de->d_name);
+		v[n].first = a;
+		v[n].last = b;
+		n++;
+	}
+	closedir(d);
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+int uid_pool_conflicts(struct uid_pool *p, struct uid_pool_conflict **ret, size_t *ret_n,
+		       struct nib_error **err)
+{
+	cleanup_close int rfd = -1;
+	struct stat st;
+	uint64_t lo, hi;
+
+	*ret = NULL;
+	*ret_n = 0;
+	if (p->n == 0)
 		return 0;
-	n = pread(fd, other, sizeof(other) - 1, 0);
-	other[n > 0 ? n : 0] = '\0';
-	other[strcspn(other, "\n")] = '\0';
-	return nib_error_set(err, NIB_E_CONFIG, 0,
-			     "the UIDs %llu-%llu of this store (state directory '%s') overlap "
-			     "those of another nib store in use (registered as '%s/%s', state "
-			     "directory '%s'): two stores would give builds the same IDs and kill "
-			     "each other's builders; give each its own 'start-id' and 'id-count'",
-			     (unsigned long long)lo, (unsigned long long)hi, p->state_dir,
-			     p->ranges, name, other[0] != '\0' ? other : "unknown");
+	if (fstat(p->dirfd, &st) < 0)
+		return nib_error_errno(err, "cannot stat '%s'", p->dir);
+	pool_span(p, &lo, &hi);
+	rfd = open(p->ranges, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rfd < 0)
+		return errno == ENOENT ? 0 : nib_error_errno(err, "cannot open '%s'", p->ranges);
+	return scan_registry(p, rfd, st.st_dev, st.st_ino, lo, hi, false, ret, ret_n, err);
 }
 
 /*
@@ -1163,11 +1197,10 @@ static int claim_range(struct uid_pool *p, struct nib_error **err)
 {
 	cleanup_close int rfd = -1;
 	cleanup_free char *text = NULL;
-	DIR *d;
-	struct dirent *de;
+	struct uid_pool_conflict *cv = NULL;
+	size_t ncv = 0;
 	struct stat st;
 	uint64_t lo, hi;
-	int r = 0;
 
 	if (p->range_fd >= 0 || geteuid() != 0 || p->n == 0)
 		return 0;
@@ -1209,20 +1242,20 @@ static int claim_range(struct uid_pool *p, struct nib_error **err)
 		p->range_pid = getpid();
 		break;
 	}
-	d = fdopendir(rfd);
-	if (d == NULL) {
-		nib_error_errno(err, "cannot read '%s'", p->ranges);
+	if (scan_registry(p, rfd, st.st_dev, st.st_ino, lo, hi, true, &cv, &ncv, err) < 0) {
 		release_range(p);
 		return -1;
 	}
-	rfd = -1; /* d owns it */
-	while (r == 0 && (de = readdir(d)) != NULL) {
-		bool overlap = false;
-		if (foreign(de->d_name, lo, hi, st.st_dev, st.st_ino, &overlap))
-			r = check_foreign(p, dirfd(d), de->d_name, overlap, lo, hi, err);
-	}
-	closedir(d);
-	if (r < 0) {
+	if (ncv > 0) {
+		nib_error_set(err, NIB_E_CONFIG, 0,
+			      "the UIDs %llu-%llu of this store (state directory '%s') overlap "
+			      "those of another nib store in use (registered as '%s', state "
+			      "directory '%s'): two stores would give builds the same IDs and "
+			      "kill each other's builders; give each its own 'start-id' and "
+			      "'id-count'",
+			      (unsigned long long)lo, (unsigned long long)hi, p->state_dir,
+			      cv[0].registration, cv[0].state_dir);
+		uid_pool_conflicts_free(cv, ncv);
 		release_range(p);
 		return -1;
 	}

@@ -308,6 +308,22 @@ struct uid_pool_reclaim_result {
  */
 int uid_pool_claim(struct uid_pool *p, struct nib_error **err);
 
+/* Another store in use whose registered range overlaps this pool's. */
+struct uid_pool_conflict {
+	char *state_dir;    /* as it registered itself */
+	char *registration; /* the file in UID_POOL_RANGE_REGISTRY */
+	uint64_t first, last;
+};
+
+/*
+ * The live registrations of other stores that overlap this pool's range
+ * (`nib slots` shows them), changing nothing; anyone may ask.  *ret is
+ * NULL when there are none.
+ */
+int uid_pool_conflicts(struct uid_pool *p, struct uid_pool_conflict **ret, size_t *ret_n,
+		       struct nib_error **err);
+void uid_pool_conflicts_free(struct uid_pool_conflict *v, size_t n);
+
 /*
  * Daemon start and `nib slots reclaim`: every slot that no live process
  * holds and that has a stale record or processes in its range is cleaned

@@ -17,7 +17,7 @@ run_ok "nib slots on a fresh pool" "$NIB" slots
 like "nothing in use" "$OUT" "^No slot is in use or held\.$"
 like "summary" "$OUT" "^8 slots of 65536 IDs: 0 busy, 0 held, 8 free$"
 run_ok "nib slots --json" "$NIB" slots --json
-is "json summary" "$OUT" '{"mode":"auto","total":8,"busy":0,"held":0,"stale":0,"free":8,"slots":[]}'
+is "json summary" "$OUT" '{"mode":"auto","total":8,"busy":0,"held":0,"stale":0,"free":8,"slots":[],"conflicts":[]}'
 run_ok "nib slots --help" "$NIB" slots --help
 like "help names the states" "$OUT" "held \(its cleanup failed"
 like "userpool is private" "$(stat -c %a "$NIB_STATE_DIR/userpool")" "^700$"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One range of UIDs per store on a host: a second store (another state
 # directory) whose range overlaps one in use can neither start a daemon nor
-# build, with an error naming the store in use, and it harms nothing of the
-# first; once the first is stopped, it can; disjoint ranges live side by side.
+# build, with an error naming the store in use (`nib slots` shows the
+# conflict), and it harms nothing of the first; once the first is stopped,
+# it can; disjoint ranges live side by side.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/build-lib.sh"
 
@@ -20,7 +21,7 @@ as_b() {
 		NIB_LOG_DIR="$B/log" NIB_DAEMON_SOCKET="$B/socket" "$@"
 }
 
-plan 12
+plan 15
 
 start_daemon && ok "the first store's daemon started" || not_ok "the first store's daemon started"
 is "its range is registered with its state directory" \
@@ -39,6 +40,11 @@ like "it names the store in use" "$ERR" \
 mkdrv "$TEST_ROOT/b.json" bside 'echo b > $out'
 run_fails "nor does a local build of the second store" 1 as_b "$NIB" build "$TEST_ROOT/b.json"
 like "with the same error" "$ERR" "give each its own 'start-id' and 'id-count'"
+like "nib slots of the second store shows the conflict" "$(as_b "$NIB" slots 2>&1)" \
+	"^Conflict: another nib store in use \(state directory '$NIB_STATE_DIR'\) has registered UIDs $FIRST_ID-"
+like "and so does its --json" "$(as_b "$NIB" slots --json 2>&1)" \
+	"\"conflicts\":\[\{\"stateDir\":\"$NIB_STATE_DIR\",\"firstId\":$FIRST_ID,"
+is "the first store's own nib slots shows none" "$("$NIB" slots --json | grep -o '"conflicts":\[\]')" '"conflicts":[]'
 
 wait "$slow"
 is "the first store's build was not disturbed" "$?" 0

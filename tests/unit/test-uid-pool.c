@@ -1535,6 +1535,19 @@ static void test_range_registry(void)
 	/* Another store, disjoint: fine. */
 	CU_ASSERT_EQUAL(uid_pool_claim(c, &e), 0);
 	CU_ASSERT_EQUAL(count_entries(reg), 2);
+	/* What `nib slots` shows: b's conflict is a's store; c has none. */
+	{
+		struct uid_pool_conflict *cv = NULL;
+		size_t ncv = 0;
+		CU_ASSERT_EQUAL(uid_pool_conflicts(b, &cv, &ncv, &e), 0);
+		CU_ASSERT_EQUAL(ncv, 1);
+		CU_ASSERT(ncv == 1 && STREQ(cv[0].state_dir, state_dir) &&
+			  cv[0].first == 2999999488ULL && cv[0].last == 3000007679ULL);
+		uid_pool_conflicts_free(cv, ncv);
+		CU_ASSERT_EQUAL(uid_pool_conflicts(c, &cv, &ncv, &e), 0);
+		CU_ASSERT_EQUAL(ncv, 0);
+		uid_pool_conflicts_free(cv, ncv);
+	}
 
 	/* A child shares the registration; its exit removes nothing. */
 	kid = fork();
@@ -1574,6 +1587,15 @@ static void test_range_registry(void)
 	content = path_join(reg, "notes.txt");
 	CU_ASSERT_EQUAL(test_write_file(content, "not a registration\n"), 0);
 	a = range_pool(state_dir, "2999999488", reg);
+	/* Looking changes nothing, and a leftover is no conflict. */
+	{
+		struct uid_pool_conflict *cv = NULL;
+		size_t ncv = 0;
+		CU_ASSERT_EQUAL(a != NULL ? uid_pool_conflicts(a, &cv, &ncv, &e) : -1, 0);
+		CU_ASSERT_EQUAL(ncv, 0);
+		uid_pool_conflicts_free(cv, ncv);
+		CU_ASSERT_EQUAL(access(leftover, F_OK), 0);
+	}
 	CU_ASSERT_EQUAL(a != NULL ? uid_pool_claim(a, &e) : -1, 0);
 	CU_ASSERT_EQUAL(access(leftover, F_OK), -1);
 	CU_ASSERT_EQUAL(count_entries(reg), 2); /* ours and notes.txt */
