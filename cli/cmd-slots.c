@@ -22,10 +22,13 @@
 
 static const char list_help[] =
 	"  -h, --help     show this help\n"
-	"      --json     print {mode, total, busy, held, stale, free, slots: [...]}\n"
+	"      --json     print {mode, total, busy, held, stale, free, slots: [...],\n"
+	"                 conflicts: [...]}\n"
 	"\nStates: busy (a live build holds it), held (its cleanup failed; see the reason;\n"
 	"free it with 'nib slots release N'), stale (its holder died; it is cleaned\n"
-	"before reuse, or now by 'nib slots reclaim').  Free slots are only counted.\n";
+	"before reuse, or now by 'nib slots reclaim').  Free slots are only counted.\n"
+	"Conflicts: other nib stores in use whose UID range overlaps this one (see\n"
+	"/run/nib/uid-ranges); while one runs, builds of this store are refused.\n";
 
 static const char release_help[] =
 	"  -h, --help     show this help\n"
