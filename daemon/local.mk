@@ -14,3 +14,6 @@ EXTRA_DIST += %reldir%/nib-daemon.service.in %reldir%/nib-daemon.socket
 CLEANFILES += %reldir%/nib-daemon.service
 %reldir%/nib-daemon.service: %reldir%/nib-daemon.service.in
 	$(AM_V_GEN)$(MKDIR_P) %reldir% && sed 's|NIB_BINDIR|$(bindir)|g' $< >$@
+
+# The manual page the systemd unit points to (Documentation=man:nib-daemon(8)).
+dist_man8_MANS = %reldir%/nib-daemon.8

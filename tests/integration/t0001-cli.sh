@@ -2,7 +2,7 @@
 # The nib command line: help, version, usage errors, show-config and its sources.
 . "$(dirname "$0")/lib.sh"
 
-plan 22
+plan 24
 
 run_ok "nib --help" "$NIB" --help
 like "help lists show-config" "$OUT" "show-config"
@@ -35,5 +35,16 @@ echo "max-jobs = lots" >"$NIB_CONF_DIR/nib.conf"
 run_fails "bad value is an error" 1 "$NIB" show-config
 like "error names file, line and setting" "$ERR" "nib.conf:1: invalid value 'lots' for setting 'max-jobs'"
 run_fails "unknown setting in --option is an error" 1 "$NIB" --option nope 1 show-config
+
+# nib-daemon's manual page documents every option its --help lists (roff
+# writes --store-dir as \-\-store\-dir).
+MAN="$(dirname "$0")/../../daemon/nib-daemon.8"
+missing=""
+for o in $("$NIB_DAEMON_BIN" --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do
+	grep -qF -- "${o//-/\\-}" "$MAN" || missing+=" $o"
+done
+is "nib-daemon(8) documents every option of --help" "$missing" ""
+is "and has the sections a manual page needs" \
+	"$(grep -c '^\.SH \(NAME\|SYNOPSIS\|DESCRIPTION\|OPTIONS\|FILES\|EXIT STATUS\)$' "$MAN")" 6
 
 done_testing
