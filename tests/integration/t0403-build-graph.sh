@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # A graph of 50 derivations with diamonds, built with -j 2: dependency order,
-# never more than two at once, every node sees exactly its ancestors; and
-# --keep-going after a failure.
+# never more than two at once, every node sees exactly its ancestors;
+# --keep-going after a failure; and a job token no job of ours can use is
+# given back at once.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/build-lib.sh"
 
 build_setup 3
-plan 25
+plan 29
 
 N=50
 G="$TEST_ROOT/graph"
@@ -114,5 +115,25 @@ if [ -x "$HOLDER" ]; then
 else
 	for k in 1 2 3 4; do ok "# SKIP uidpool-holder not built"; done
 fi
+# A job token given back is free for other processes as soon as nothing of
+# ours can use it: with one slow build left and what remains waiting for
+# it, another nib build gets the second token at once.
+T="$TEST_ROOT/tok"
+mkdir -p "$T"
+mkdrv "$T/slow.json" tok-slow 'sleep 4; echo s > $out'
+mkdrv "$T/fast.json" tok-fast 'echo fast ran; echo f > $out'
+mkdrv "$T/dep.json" tok-dep 'echo d > $out' --input ./slow.json
+mkdrv "$T/other.json" tok-other 'echo o > $out'
+"$NIB" build -j 2 "$T/slow.json" "$T/fast.json" "$T/dep.json" >/dev/null 2>"$T/a.err" &
+a=$!
+for i in $(seq 200); do grep -q "fast ran" "$T/a.err" && break; sleep 0.05; done
+sleep 0.5
+run_ok "another nib build meanwhile" timeout 60 "$NIB" build -j 2 "$T/other.json"
+a_running=no
+kill -0 $a 2>/dev/null && a_running=yes
+is "finishes while the first still runs its slow build (no token kept idle)" "$a_running" yes
+is "without waiting for a job" "$(grep -c 'waiting for a free job' <<<"$ERR")" 0
+wait $a
+is "and the first finishes too" "$?" 0
 check_no_leftovers "after the graph"
 done_testing
