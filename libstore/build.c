@@ -22,7 +22,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -147,13 +146,6 @@ void build_prepare(const struct settings *settings)
 	prep_start(settings);
 }
 
-static int prep_join(const struct settings *s, struct nib_error **err);
-
-int build_prepare_now(const struct settings *settings, struct nib_error **err)
-{
-	return prep_join(settings, err);
-}
-
 /* The syscall filter and the cgroup hierarchy the settings ask for, made at the latest now. */
 static int prep_join(const struct settings *s, struct nib_error **err)
 {
@@ -175,6 +167,11 @@ static int prep_join(const struct settings *s, struct nib_error **err)
 	    cgroup_root_discover(NULL, &process_cgroot, err) < 0)
 		return -1;
 	return 0;
+}
+
+int build_prepare_now(const struct settings *settings, struct nib_error **err)
+{
+	return prep_join(settings, err);
 }
 
 /* ---- goals ---- */
@@ -619,26 +616,22 @@ static int check_buildable(struct build_ctx *c, size_t idx, struct nib_error **e
 				     g->drv_path);
 		return 1;
 	}
-	if (g->uid_range && g->unsandboxed) {
-		g->error = xasprintf("cannot build '%s': feature 'uid-range' is only supported in "
-				     "sandboxed builds (%s)",
-				     g->drv_path,
-				     s->sandbox == SANDBOX_OFF ? "setting 'sandbox' is false"
-							       : "it has '__noChroot' set");
-		return 1;
-	}
 	/*
-	 * An unsandboxed builder sees the store through an overlay whose
-	 * lower layer would show it the registered outputs, so job_start()
-	 * removes whatever is at their places: in check mode, the valid
-	 * outputs themselves.
+	 * uid-range needs the sandbox's user namespace.  And an unsandboxed
+	 * builder sees the store through an overlay whose lower layer would
+	 * show it the registered outputs, so job_start() removes whatever is
+	 * at their places: in check mode, the valid outputs themselves.
 	 */
-	if (g->check && g->unsandboxed) {
-		g->error = xasprintf("cannot check '%s': checking is only supported in sandboxed "
-				     "builds (%s)",
-				     g->drv_path,
-				     s->sandbox == SANDBOX_OFF ? "setting 'sandbox' is false"
-							       : "it has '__noChroot' set");
+	if (g->unsandboxed && (g->uid_range || g->check)) {
+		const char *why = s->sandbox == SANDBOX_OFF ? "setting 'sandbox' is false"
+							    : "it has '__noChroot' set";
+		g->error = g->uid_range
+				   ? xasprintf("cannot build '%s': feature 'uid-range' is only "
+					       "supported in sandboxed builds (%s)",
+					       g->drv_path, why)
+				   : xasprintf("cannot check '%s': checking is only supported in "
+					       "sandboxed builds (%s)",
+					       g->drv_path, why);
 		return 1;
 	}
 	if (g->uid_range && !s->use_cgroups) {
@@ -799,16 +792,22 @@ static size_t job_goal(const struct job *j)
 	return j->goal;
 }
 
+/* What job_move_outputs fills in each output's info (the rest points elsewhere). */
+static void output_infos_release(struct store_path_info *infos, size_t n)
+{
+	for (size_t i = 0; infos != NULL && i < n; i++) {
+		strv_free(infos[i].references);
+		free(infos[i].ca);
+	}
+}
+
 /* Forget the outputs job_move_outputs left for job_commit_outputs (their contents stay). */
 static void job_drop_pending_outputs(struct job *j)
 {
 	cleanup_error struct nib_error *e = NULL;
 
 	(void)local_store_sync_finish(TAKE_PTR(j->out_sync), &e);
-	for (size_t i = 0; j->out_infos != NULL && i < j->n_out; i++) {
-		strv_free(j->out_infos[i].references);
-		free(j->out_infos[i].ca);
-	}
+	output_infos_release(j->out_infos, j->n_out);
 	free(j->out_infos);
 	j->out_infos = NULL;
 	strv_free(j->out_dsts);
@@ -1682,11 +1681,6 @@ not_flat:
 			     o->path);
 }
 
-/*
- * Check, canonicalise, hash and scan every output, move them into the store
- * and register them in one transaction.  On failure *ret_status says how the
- * build failed and nothing is registered.
- */
 /* Outputs moved into place but not registered: invalid and locked by us, nobody else saw them. */
 static void remove_outputs(char *const *dsts, size_t n)
 {
@@ -1865,10 +1859,7 @@ out:
 		remove_outputs(dsts, moved);
 	for (size_t i = 0; i < n_cand + n_out; i++)
 		free(parts[i]);
-	for (size_t i = 0; infos != NULL && i < n_out; i++) {
-		strv_free(infos[i].references);
-		free(infos[i].ca);
-	}
+	output_infos_release(infos, n_out);
 	return r;
 }
 
