@@ -937,12 +937,21 @@ static int batch_commit_synced(struct local_batch *b, struct nib_error **err)
 	return 0;
 }
 
+/* local_store_sync_tree of each of reals, with sync_parent the directory of the last one too. */
+static int sync_trees(struct store *store, char *const *reals, size_t n, bool sync_parent,
+		      struct nib_error **err)
+{
+	for (size_t i = 0; i < n; i++)
+		if (local_store_sync_tree(store, reals[i], sync_parent && i + 1 == n, err) < 0)
+			return -1;
+	return 0;
+}
+
 /* Sync what the batch moved into place, then commit it. */
 static int batch_commit(struct local_store *ls, struct local_batch *b, struct nib_error **err)
 {
-	for (size_t i = 0; i < b->n; i++)
-		if (local_store_sync_tree(&ls->base, b->reals[i], i + 1 == b->n, err) < 0)
-			return -1;
+	if (sync_trees(&ls->base, b->reals, b->n, true, err) < 0)
+		return -1;
 	return batch_commit_synced(b, err);
 }
 
@@ -1026,10 +1035,7 @@ static void *sync_main(void *arg)
 {
 	struct local_sync *s = arg;
 
-	for (size_t i = 0; i < s->n; i++)
-		if (local_store_sync_tree(s->store, s->reals[i], s->sync_parent && i + 1 == s->n,
-					  &s->err) < 0)
-			break;
+	(void)sync_trees(s->store, s->reals, s->n, s->sync_parent, &s->err);
 	return NULL;
 }
 
@@ -1120,13 +1126,13 @@ void local_store_checkpoint_background(struct store *store)
 		return;
 	k = xcalloc(1, sizeof(*k));
 	k->path = path_join(ls->db_dir, "db.sqlite");
-	if (thread_start(&k->thread, checkpoint_main, k))
-		ls->checkpoint = TAKE_PTR(k);
-	if (k != NULL) {
+	if (!thread_start(&k->thread, checkpoint_main, k)) {
 		/* No thread: the commits' own checkpoints (WAL_CHECKPOINT_PAGES) remain. */
 		free(k->path);
 		free(k);
+		return;
 	}
+	ls->checkpoint = k;
 }
 
 /* Keep a path moved into place and registered (uncommitted) until the batch ends. */
