@@ -627,32 +627,27 @@ int db_schema_check(struct db *db, struct nib_error **err)
 	 * The usual answer in one statement (one read transaction: this runs at
 	 * every store open, and in every daemon connection process).  It only
 	 * compiles when both tables exist; anything unusual takes the long way.
-	 * Prepared in advance (db_prepare_all) it saves the parse too.
+	 * It is kept prepared, as the other statements are (db_prepare_all
+	 * prepares it in advance).
 	 */
+	if (db->stmts[ST_NIB_SCHEMA] == NULL) {
+		int rc = sqlite3_prepare_v3(db->conn, stmt_sql[ST_NIB_SCHEMA], -1,
+					    SQLITE_PREPARE_PERSISTENT, &db->stmts[ST_NIB_SCHEMA],
+					    NULL);
+		if (rc != SQLITE_OK) {
+			db->stmts[ST_NIB_SCHEMA] = NULL;
+			/* SQLITE_ERROR: a table is missing, the long way below. */
+			if ((rc & 0xff) != SQLITE_ERROR)
+				return db_fail(db, err, rc, "cannot read schema");
+		}
+	}
 	if (db->stmts[ST_NIB_SCHEMA] != NULL) {
 		cleanup_stmt_reset sqlite3_stmt *s = db->stmts[ST_NIB_SCHEMA];
 		int rc = step(db, s, true, "cannot read schema", err);
 		if (rc < 0)
 			return -1;
-		if (rc == SQLITE_ROW)
-			v = column_i64_or(s, 0, 0);
-		if (v == DB_NIB_SCHEMA_VERSION)
+		if (rc == SQLITE_ROW && column_i64_or(s, 0, 0) == DB_NIB_SCHEMA_VERSION)
 			return 1;
-	} else {
-		sqlite3_stmt *s = NULL;
-		int rc = sqlite3_prepare_v2(db->conn, stmt_sql[ST_NIB_SCHEMA], -1, &s, NULL);
-		if (rc == SQLITE_OK) {
-			rc = step(db, s, true, "cannot read schema", err);
-			if (rc == SQLITE_ROW)
-				v = column_i64_or(s, 0, 0);
-			sqlite3_finalize(s);
-			if (rc < 0)
-				return -1;
-			if (v == DB_NIB_SCHEMA_VERSION)
-				return 1;
-		} else if ((rc & 0xff) != SQLITE_ERROR) {
-			return db_fail(db, err, rc, "cannot read schema");
-		}
 	}
 	if (nib_version(db, &v, err) < 0)
 		return -1;
