@@ -178,12 +178,6 @@ int archive_log_commit(struct archive_log *w, bool do_fsync, struct nib_error **
 	return 0;
 }
 
-static bool has_suffix(const char *s, const char *suffix)
-{
-	size_t n = strlen(s), m = strlen(suffix);
-	return n >= m && memcmp(s + n - m, suffix, m) == 0;
-}
-
 /* Deliver at most the remaining budget; past it, stop with an error. */
 static int deliver(const char *path, uint64_t max_bytes, uint64_t *done, const void *buf,
 		   size_t len, archive_log_sink_fn sink, void *userdata, struct nib_error **err)
@@ -219,7 +213,7 @@ int archive_log_read(const char *path, uint64_t max_bytes, archive_log_sink_fn s
 		return nib_error_errno(err, "cannot open '%s'", path);
 	}
 	buf = xmalloc(1 << 16);
-	if (!has_suffix(path, ".bz2")) {
+	if (!ends_with(path, ".bz2")) {
 		for (;;) {
 			ssize_t n = read_upto(fd, buf, 1 << 16);
 			if (n < 0)

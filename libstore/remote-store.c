@@ -685,7 +685,7 @@ static char *drv_name_of(const char *drv_path)
 	dash = strchr(base, '-');
 	base = dash != NULL ? dash + 1 : base;
 	len = strlen(base);
-	if (len > 4 && STREQ(base + len - 4, ".drv"))
+	if (len > 4 && ends_with(base, ".drv"))
 		len -= 4;
 	return xstrndup(base, len);
 }

@@ -1120,14 +1120,10 @@ static int scan_registry(const struct uid_pool *p, int rfd, uint64_t dev, uint64
 	struct uid_pool_conflict *v = NULL;
 	size_t n = 0, alloc = 0;
 	struct dirent *de;
-	DIR *d;
-	int dfd = fcntl(rfd, F_DUPFD_CLOEXEC, 3);
+	DIR *d = opendir_dup(rfd);
 
-	if (dfd < 0 || (d = fdopendir(dfd)) == NULL) {
-		if (dfd >= 0)
-			close(dfd);
+	if (d == NULL)
 		return nib_error_errno(err, "cannot read '%s'", p->ranges);
-	}
 	while ((de = readdir(d)) != NULL) {
 		unsigned long long a, b, dv, in;
 		char other[PATH_MAX] = "";
