@@ -1188,6 +1188,12 @@ int uid_pool_conflicts(struct uid_pool *p, struct uid_pool_conflict **ret, size_
  * Register the pool's range (once per pool; a forked child shares its
  * parent's registration) and check it against the others.  Only for root:
  * nobody else can use ranges of other users' IDs, or kill their processes.
+ * What root does here is safe for the same reason: the registry is made
+ * by root, mode 0755, so only root adds or removes files in it; files are
+ * opened O_NOFOLLOW, only names of the registration form are looked at,
+ * and one is removed only under an exclusive lock no live user holds.
+ * Their contents (a state directory's path) are only ever quoted in a
+ * message, bounded by PATH_MAX.
  */
 static int claim_range(struct uid_pool *p, struct nib_error **err)
 {

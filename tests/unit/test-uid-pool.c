@@ -1599,6 +1599,33 @@ static void test_range_registry(void)
 	CU_ASSERT_EQUAL(a != NULL ? uid_pool_claim(a, &e) : -1, 0);
 	CU_ASSERT_EQUAL(access(leftover, F_OK), -1);
 	CU_ASSERT_EQUAL(count_entries(reg), 2); /* ours and notes.txt */
+
+	/*
+	 * A registry that cannot be made (here: below a regular file) is an
+	 * error, for the claim and so for acquiring a slot, and for looking.
+	 */
+	{
+		cleanup_free char *file = tpath("not-a-dir");
+		cleanup_free char *bad = tpath("not-a-dir/ranges");
+		cleanup_uid_pool struct uid_pool *x = range_pool(other, "3000007680", bad);
+		struct uid_pool_conflict *cv = NULL;
+		struct uid_pool_slot *slot = NULL;
+		size_t ncv = 0;
+
+		CU_ASSERT_EQUAL(test_write_file(file, "x"), 0);
+		if (x == NULL)
+			return;
+		CU_ASSERT_EQUAL(uid_pool_claim(x, &e), -1);
+		CU_ASSERT(e != NULL && strstr(e->msg, "registering the UID range") != NULL);
+		nib_error_clear(&e);
+		CU_ASSERT_EQUAL(uid_pool_acquire(x, NULL, &slot, &e), -1);
+		CU_ASSERT(e != NULL && strstr(e->msg, "acquiring a UID slot") != NULL);
+		nib_error_clear(&e);
+		CU_ASSERT_EQUAL(uid_pool_conflicts(x, &cv, &ncv, &e), -1);
+		CU_ASSERT(e != NULL && strstr(e->msg, bad) != NULL);
+		nib_error_clear(&e);
+		uid_pool_conflicts_free(cv, ncv);
+	}
 }
 
 static CU_TestInfo pool_tests[] = {
