@@ -1209,11 +1209,16 @@ static int claim_range(struct uid_pool *p, struct nib_error **err)
 	if (fstat(p->dirfd, &st) < 0)
 		return nib_error_errno(err, "cannot stat '%s'", p->dir);
 	pool_span(p, &lo, &hi);
-	if (mkdir_p(p->ranges, 0755, err) < 0)
-		return nib_error_prefix(err, "registering the UID range");
+	/* Made by the first claim after boot (/run is a tmpfs). */
 	rfd = open(p->ranges, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rfd < 0 && errno == ENOENT) {
+		if (mkdir_p(p->ranges, 0755, err) < 0)
+			return nib_error_prefix(err, "registering the UID range");
+		rfd = open(p->ranges, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
 	if (rfd < 0)
-		return nib_error_errno(err, "cannot open '%s'", p->ranges);
+		return nib_error_errno(err, "registering the UID range: cannot open '%s'",
+				       p->ranges);
 	free(p->range_name);
 	p->range_name =
 		xasprintf("%llu-%llu-%llx-%llx", (unsigned long long)lo, (unsigned long long)hi,
